@@ -1,5 +1,7 @@
 // Sizes from ggml's block structs (ggml-common.h): e.g. Q4_K = half d, half dmin, 12 scale
-// bytes, 128 nibble bytes = 144 bytes per 256 weights.
+// bytes, 128 nibble bytes = 144 bytes per 256 weights. Q8_1 is 36 bytes in ggml (two halves and
+// 32 int8); gguf-py's table says 40 (an older float layout) — it is an activation type that no
+// model file stores, so the difference never matters for reading files.
 #include "formats/ggml_types.h"
 
 #include <array>
@@ -7,7 +9,7 @@
 namespace billion {
 namespace {
 
-constexpr std::array<GgmlTypeTraits, 32> kTypes = {{
+constexpr std::array<GgmlTypeTraits, 34> kTypes = {{
     {GgmlType::F32, "F32", 1, 4},
     {GgmlType::F16, "F16", 1, 2},
     {GgmlType::Q4_0, "Q4_0", 32, 18},
@@ -40,6 +42,8 @@ constexpr std::array<GgmlTypeTraits, 32> kTypes = {{
     {GgmlType::TQ1_0, "TQ1_0", 256, 54},
     {GgmlType::TQ2_0, "TQ2_0", 256, 66},
     {GgmlType::MXFP4, "MXFP4", 32, 17},
+    {GgmlType::NVFP4, "NVFP4", 64, 36},
+    {GgmlType::Q1_0, "Q1_0", 128, 18},
 }};
 
 }  // namespace

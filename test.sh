@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test: the release build's unit and end-to-end tests (CTest), the unit tests again
+# under AddressSanitizer + UndefinedBehaviorSanitizer, and each fuzz target for a short time
+# from its committed seed corpus (FUZZ_SECONDS, default 60).
+set -euo pipefail
+cd "$(dirname "$0")"
+./setup.sh
+JOBS=$(nproc)
+export BILLION_SMOLLM2_GGUF="${BILLION_SMOLLM2_GGUF:-${BILLION_HOME:-$HOME/.cache/billion}/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+
+echo "== release build: all tests"
+ctest --test-dir build --output-on-failure -j"$JOBS" --timeout 900
+
+echo "== sanitizers (ASan + UBSan): unit tests"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBILLION_SANITIZE=ON -DBILLION_BENCH=OFF >/dev/null
+cmake --build build-asan -j"$JOBS"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$JOBS" -L unit --timeout 1800
+
+echo "== fuzzing (libFuzzer, ${FUZZ_SECONDS:-60} s per target)"
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBILLION_FUZZ=ON \
+  -DBILLION_TESTS=OFF -DBILLION_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j"$JOBS"
+for target in build-fuzz/fuzz_*; do
+  name=$(basename "$target")
+  corpus_seed="fuzz/corpus/${name#fuzz_}"
+  work="build-fuzz/corpus-${name#fuzz_}"
+  mkdir -p "$work"
+  echo "-- $name"
+  "$target" -max_total_time="${FUZZ_SECONDS:-60}" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$work" "$corpus_seed" 2>&1 | tail -n 12
+done
+echo "test.sh: all passed"
