@@ -1,0 +1,56 @@
+// A loaded model: architecture, weights (memory-mapped), decoder, tokenizer, end-of-sequence
+// ids, chat template. One object serves generate, chat, bench, speculate and fine-tuning.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "formats/hf_folder.h"
+#include "model/decoder.h"
+#include "tokenizer/tokenizer.h"
+
+namespace billion {
+
+class GgufFile;
+class SafetensorsCheckpoint;
+
+struct LoadOptions {
+  LoadQuantization quantization = LoadQuantization::None;
+};
+
+class Model {
+ public:
+  // `path` is a .gguf file or a Hugging Face model folder (config.json + safetensors).
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options = {});
+  ~Model();
+
+  const std::string& path() const { return path_; }
+  const std::string& format() const { return format_; }  // "gguf" or "safetensors"
+  const ArchitectureSpec& spec() const { return decoder_->spec(); }
+  Decoder& decoder() { return *decoder_; }
+  const Decoder& decoder() const { return *decoder_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // Every id that ends generation: the generation config's, the tokenizer's eos and eot.
+  const std::vector<TokenId>& stop_ids() const { return stop_ids_; }
+  const std::optional<std::string>& chat_template() const { return chat_template_; }
+  const GenerationConfig& generation_config() const { return generation_config_; }
+  // Bytes of the weight files (what the memory map can page in).
+  uint64_t file_bytes() const { return file_bytes_; }
+  std::string bos_text() const;
+  std::string eos_text() const;
+
+ private:
+  Model() = default;
+  std::string path_, format_;
+  std::unique_ptr<GgufFile> gguf_;
+  std::unique_ptr<SafetensorsCheckpoint> checkpoint_;
+  std::unique_ptr<Decoder> decoder_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<TokenId> stop_ids_;
+  std::optional<std::string> chat_template_;
+  GenerationConfig generation_config_;
+  uint64_t file_bytes_ = 0;
+};
+
+}  // namespace billion

@@ -1,0 +1,62 @@
+// The weights of one model, bound by name from a GGUF file or a safetensors checkpoint and
+// shape-checked against the architecture description. Matrices stay in the memory map in their
+// stored type (F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_x/Q4_K/Q5_K/Q6_K) unless `--quantize` asks for
+// int8/int4, which re-encodes float matrices once at load into owned buffers.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "model/architecture.h"
+
+namespace billion {
+
+class GgufFile;
+class SafetensorsCheckpoint;
+
+// F32 dequantizes every matrix at load (a float reference for measuring quantization error).
+enum class LoadQuantization { None, Int8, Int4, F32 };
+// "int8" → Q8_0, "int4" → Q4_0 (docs/QUANTIZATION.md gives the error bounds).
+LoadQuantization parse_load_quantization(const std::string& text);
+GgmlType quantized_type(LoadQuantization q);
+
+struct Linear {
+  kernels::WeightView weight;  // [out, in]
+  std::vector<float> bias;     // [out] or empty
+};
+
+// Hugging Face GPT-NeoX fuses q, k, v per head ([n_heads, 3, head_dim] output rows); GGUF
+// stores them as [all q; all k; all v]. Multiplying by the stored layout and scattering the
+// output keeps the weights zero-copy.
+enum class FusedQkvLayout { None, PerHead, Blocks };
+
+struct LayerWeights {
+  std::vector<float> attn_norm_w, attn_norm_b;  // [hidden]; _b empty for RMSNorm
+  std::vector<float> ffn_norm_w, ffn_norm_b;    // empty when the MLP shares the attention norm
+  FusedQkvLayout fused = FusedQkvLayout::None;
+  Linear qkv;        // when fused
+  Linear q, k, v;    // when not fused
+  Linear o;
+  std::vector<float> q_norm_w, k_norm_w;  // per-head LayerNorm weights [n_heads|n_kv, head_dim]
+  Linear gate, up, down;                  // gate unused for the GELU MLP
+};
+
+struct ModelWeights {
+  kernels::WeightView token_embedding;  // [vocab, hidden]
+  std::vector<float> final_norm_w, final_norm_b;
+  Linear output;  // [vocab, hidden]; the embedding itself when tied
+  std::vector<LayerWeights> layers;
+  std::vector<float> rope_freq_divisors;  // GGUF rope_freqs (Llama-3 scaling), else empty
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> owned;  // converted or re-quantized data
+  uint64_t mapped_bytes = 0;  // weight bytes used in place from the file
+  uint64_t owned_bytes = 0;
+};
+
+ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spec, LoadQuantization quantization);
+ModelWeights bind_safetensors_weights(const SafetensorsCheckpoint& checkpoint, const ArchitectureSpec& spec,
+                                      LoadQuantization quantization, const std::string& source);
+
+}  // namespace billion
