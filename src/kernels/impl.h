@@ -1,0 +1,56 @@
+// Internal: the per-ISA kernel functions that dispatch.cpp puts into the KernelTables. Only
+// dispatch.cpp and the kernel files include this; everyone else uses kernels.h.
+#pragma once
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+
+namespace billion::kernels {
+
+#define BILLION_KERNEL_LIST(ns)                                                                  \
+  namespace ns {                                                                                 \
+  void mm_f32(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,    \
+              int64_t);                                                                          \
+  void mm_f16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,    \
+              int64_t);                                                                          \
+  void mm_bf16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
+               int64_t);                                                                         \
+  void mm_q8_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
+               int64_t);                                                                         \
+  void mm_q4_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
+               int64_t);                                                                         \
+  void mm_q4_1(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
+               int64_t);                                                                         \
+  void mm_q5_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
+               int64_t);                                                                         \
+  void mm_q5_1(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
+               int64_t);                                                                         \
+  void quantize_q8a(const float* x, void* y, int64_t n);                                         \
+  void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);                  \
+  void softmax(float* x, int64_t n);                                                             \
+  void silu_mul(const float* gate, const float* up, float* y, int64_t n);                        \
+  void add(const float* a, const float* b, float* y, int64_t n);                                 \
+  void f32_to_f16(const float* x, uint16_t* y, int64_t n);                                       \
+  void f16_to_f32(const uint16_t* x, float* y, int64_t n);                                       \
+  void attention_f16(const float* q, int64_t q_stride, int64_t n_q, int64_t head_dim,            \
+                     const uint16_t* k, const uint16_t* v, int64_t kv_stride, int64_t n_pos,     \
+                     float scale, float* out, int64_t out_stride, float* scratch);               \
+  }
+
+BILLION_KERNEL_LIST(ref)
+BILLION_KERNEL_LIST(avx2)
+#undef BILLION_KERNEL_LIST
+
+// Reference-only kernels (the AVX2 table reuses them: K-quant matmuls, and ops that are a
+// negligible share of a forward pass).
+namespace ref {
+void mm_q4_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q5_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q6_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void quantize_q8k(const float* x, void* y, int64_t n);
+void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
+void gelu(const float* x, float* y, int64_t n);
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,
+          const float* sin, RopeStyle style);
+}  // namespace ref
+
+}  // namespace billion::kernels

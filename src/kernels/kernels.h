@@ -1,0 +1,115 @@
+// The kernel layer's interface: the matmul the model calls for every weight type, and the small
+// ops of a transformer forward pass. Every kernel has a scalar reference (kept forever, the
+// definition of correct) and, where it pays, an AVX2/FMA/F16C version; one KernelTable per ISA
+// holds them and src/kernels/dispatch.cpp picks the table once, from the CPU features
+// (BILLION_KERNELS=scalar forces the reference). Tests ask for each table by ISA.
+//
+// Conventions: row-major, float32 activations; shapes in comments as [outer, inner].
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "formats/ggml_types.h"
+
+namespace billion::kernels {
+
+// A weight matrix [rows, cols] left where it lies (usually the mmap of a GGUF file): row r is
+// row_bytes bytes at data + r*row_bytes, `cols` elements of `type`. A PyTorch Linear weight
+// [out, in] is rows = out, cols = in (GGUF dims [in, out]).
+struct WeightView {
+  GgmlType type = GgmlType::F32;
+  const void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  size_t row_bytes = 0;  // type_row_bytes(type, cols) for a dense tensor
+
+  const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes; }
+};
+
+enum class Isa { Scalar, Avx2 };
+const char* isa_name(Isa isa);
+
+enum class RopeStyle {
+  Neox,  // HF half-split: pairs (x[i], x[i + n_rot/2]) — GPT-NeoX, StableLM, HF Llama
+  Norm,  // GGUF/Meta adjacent pairs (x[2i], x[2i+1]) — llama.cpp's LLAMA_ROPE_TYPE_NORM
+};
+
+// Computes y[t, r] for r in [0, n_rows), t in [0, n_tok): the dot product of weight row r
+// (w + r*w_row_bytes, `cols` elements of the type) with activation row t (act + t*act_row_bytes,
+// in the activation format of the type: float for F32/F16/BF16, BlockQ8A for the 32-element
+// quants, BlockQ8K for K-quants). y[t, r] is y[t*y_stride + r]. The arithmetic for one (r, t)
+// does not depend on n_rows, n_tok or the pair's position in a tile, which is what makes
+// results independent of the thread count.
+using MatmulTileFn = void (*)(const uint8_t* w, size_t w_row_bytes, int64_t n_rows,
+                              const void* act, size_t act_row_bytes, int64_t n_tok,
+                              float* y, int64_t y_stride, int64_t cols);
+
+struct KernelTable {
+  Isa isa = Isa::Scalar;
+
+  // One entry per weight type; null where the type has no kernel. Use matmul() below.
+  MatmulTileFn mm_f32, mm_f16, mm_bf16, mm_q8_0, mm_q4_0, mm_q4_1, mm_q5_0, mm_q5_1;
+  MatmulTileFn mm_q4_k, mm_q5_k, mm_q6_k;
+  // Activation quantizers: x [n] → n/32 BlockQ8A (n % 32 == 0), n/256 BlockQ8K (n % 256 == 0).
+  // Every ISA produces the same bytes as the scalar reference.
+  void (*quantize_q8a)(const float* x, void* y, int64_t n);
+  void (*quantize_q8k)(const float* x, void* y, int64_t n);
+
+  // y[i] = x[i] / sqrt(mean(x²) + eps) * w[i]; x, w, y [n]; y may alias x.
+  void (*rmsnorm)(const float* x, const float* w, float* y, int64_t n, float eps);
+  // y[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i] (biased variance, as torch); b may be null.
+  void (*layernorm)(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
+  // In place, x [n]: x[i] = exp(x[i] - max) / sum; -inf entries (masked) become 0.
+  void (*softmax)(float* x, int64_t n);
+  // SwiGLU: y[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)); y may alias gate or up.
+  void (*silu_mul)(const float* gate, const float* up, float* y, int64_t n);
+  // y[i] = x[i]/2 * (1 + erf(x[i]/sqrt(2))) — exact GELU (torch's default, not tanh); may alias.
+  void (*gelu)(const float* x, float* y, int64_t n);
+  // y[i] = a[i] + b[i]; y may alias a or b.
+  void (*add)(const float* a, const float* b, float* y, int64_t n);
+  // Rotary embedding of one token in place: x [n_heads, head_dim]; the first n_rot dims of each
+  // head rotate (partial rotary), the rest pass through. cos, sin [n_rot/2]: cos(pos*freq[i]),
+  // sin(pos*freq[i]) for this token's position (rope_cos_sin builds them).
+  void (*rope)(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,
+               const float* sin, RopeStyle style);
+  // Row conversions for the F16 KV cache (round to nearest even; overflow → ±inf).
+  void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
+  void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  // Attention of one query token for one KV head and the n_q query heads sharing it (GQA):
+  //   q [n_q, head_dim] (row stride q_stride floats); k, v: the cache, position p's vector at
+  //   k + p*kv_stride (f16, head_dim values), p in [0, n_pos) — the caller's causal window;
+  //   out [n_q, head_dim] (row stride out_stride); scratch [n_pos] floats.
+  //   out[h] = sum_p softmax_p(scale * q[h]·k[p]) v[p].
+  void (*attention_f16)(const float* q, int64_t q_stride, int64_t n_q, int64_t head_dim,
+                        const uint16_t* k, const uint16_t* v, int64_t kv_stride, int64_t n_pos,
+                        float scale, float* out, int64_t out_stride, float* scratch);
+};
+
+// The table in use: the best the CPU supports, or the reference when BILLION_KERNELS=scalar.
+// Chosen on first call; thread-safe.
+const KernelTable& active_kernels();
+// A specific ISA's table, or null if it is not compiled in or the CPU lacks it (for tests).
+const KernelTable* kernels_for(Isa isa);
+// The ISAs this CPU can run, reference first.
+std::vector<Isa> available_isas();
+
+// y [n_tokens, w.rows] = x [n_tokens, w.cols] · wᵀ, with the active table. For quantized
+// weights the activations are quantized once per call (to Q8A or Q8K) and the dot products are
+// integer; float weights use float FMA. Rows are split across the pool's threads.
+// Requirements: w.cols a multiple of the type's block size; w.type weight_type_supported().
+void matmul(const WeightView& w, const float* x, float* y, int64_t n_tokens, ThreadPool& pool);
+// The same with an explicit table (tests and benchmarks).
+void matmul(const KernelTable& k, const WeightView& w, const float* x, float* y,
+            int64_t n_tokens, ThreadPool& pool);
+
+// cos/sin tables of one position: cos[i] = cos(pos * inv_freq[i]), i < half (= n_rot/2).
+// inv_freq[i] = base^(-2i/n_rot), divided by any rope scaling (llama3, linear) by the caller.
+void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t half, float* cos, float* sin);
+
+// The scalar and AVX2 tables (defined in *_ref.cpp / *_avx2.cpp; use the functions above).
+const KernelTable& scalar_kernel_table();
+const KernelTable& avx2_kernel_table();
+
+}  // namespace billion::kernels

@@ -1,0 +1,282 @@
+// AVX2/FMA/F16C matmul tiles (compiled with -mavx2 -mfma -mf16c; called only after the CPU
+// check in dispatch.cpp). Same contract and per-block integer arithmetic as matmul_ref.cpp;
+// only the float accumulation order differs (8 lanes, summed at the end).
+//
+// Tiling: a micro-kernel computes R rows × T tokens at once, so each weight block is unpacked
+// once for T tokens and each activation block is loaded once for R rows. R=4, T=2 keeps the 8
+// accumulators plus operands within the 16 YMM registers; decode (one token) uses R=4, T=1,
+// which streams four weight rows side by side. Every (row, token) accumulator goes through the
+// same instruction sequence whatever R and T are, so the tile shape never changes a result.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "core/half.h"
+#include "kernels/impl.h"
+
+namespace billion::kernels::avx2 {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+// 16 packed bytes → 32 bytes: low nibbles (elements 0..15), then high nibbles (16..31).
+inline __m256i unpack_nibbles(const uint8_t* qs) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// Bit j of the 32-bit little-endian qh → 0x10 in byte j (the fifth bit of Q5 element j).
+inline __m256i fifth_bits(const uint8_t* qh_bytes) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  // Byte j takes qh byte j/8, then keeps bit j%8 of it.
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(qh)),
+      _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+// 8 int32 partial sums of u[j]*s[j] (u unsigned ≤ 31, s signed |s| ≤ 127: no i16 saturation).
+inline __m256i dot_u8_s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// Weight block decoders. `bytes` gives the 32 quants as bytes (unsigned, except Q8_0), `offset`
+// the constant subtracted from them (Q4_0: 8, Q5_0: 16), `has_min` whether a + m·sum(a) term
+// follows.
+struct Q4_0 {
+  using Block = BlockQ4_0;
+  static constexpr int offset = 8;
+  static constexpr bool has_min = false, is_signed = false;
+  static __m256i bytes(const Block& b) { return unpack_nibbles(b.qs); }
+  static float min(const Block&) { return 0.0f; }
+};
+struct Q4_1 {
+  using Block = BlockQ4_1;
+  static constexpr int offset = 0;
+  static constexpr bool has_min = true, is_signed = false;
+  static __m256i bytes(const Block& b) { return unpack_nibbles(b.qs); }
+  static float min(const Block& b) { return h2f(b.m); }
+};
+struct Q5_0 {
+  using Block = BlockQ5_0;
+  static constexpr int offset = 16;
+  static constexpr bool has_min = false, is_signed = false;
+  static __m256i bytes(const Block& b) { return _mm256_or_si256(unpack_nibbles(b.qs), fifth_bits(b.qh)); }
+  static float min(const Block&) { return 0.0f; }
+};
+struct Q5_1 {
+  using Block = BlockQ5_1;
+  static constexpr int offset = 0;
+  static constexpr bool has_min = true, is_signed = false;
+  static __m256i bytes(const Block& b) { return _mm256_or_si256(unpack_nibbles(b.qs), fifth_bits(b.qh)); }
+  static float min(const Block& b) { return h2f(b.m); }
+};
+struct Q8_0 {
+  using Block = BlockQ8_0;
+  static constexpr int offset = 0;
+  static constexpr bool has_min = false, is_signed = true;
+  static __m256i bytes(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
+  static float min(const Block&) { return 0.0f; }
+};
+
+// R rows × T tokens of a 32-element format against Q8A activations.
+template <typename F, int R, int T>
+inline void micro_q(const uint8_t* w, size_t wrb, const uint8_t* act, size_t arb, float* y,
+                    int64_t ys, int64_t nb) {
+  using Block = typename F::Block;
+  const Block* wb[R];
+  const BlockQ8A* ab[T];
+  for (int r = 0; r < R; ++r) wb[r] = reinterpret_cast<const Block*>(w + r * wrb);
+  for (int t = 0; t < T; ++t) ab[t] = reinterpret_cast<const BlockQ8A*>(act + t * arb);
+  __m256 acc[R][T];
+  float acc_min[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      acc[r][t] = _mm256_setzero_ps();
+      acc_min[r][t] = 0.0f;
+    }
+  for (int64_t i = 0; i < nb; ++i) {
+    __m256i wq[R];
+    float dw[R];
+    for (int r = 0; r < R; ++r) {
+      wq[r] = F::bytes(wb[r][i]);
+      dw[r] = h2f(wb[r][i].d);
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8A& a = ab[t][i];
+      const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+      // The offset term -offset*sum(a) goes into lane 0 so it joins the same integer sum.
+      const __m256i bias = _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, F::offset * a.sum);
+      for (int r = 0; r < R; ++r) {
+        __m256i p;
+        if constexpr (F::is_signed)  // signed × signed as |w| × (a with w's sign)
+          p = dot_u8_s8(_mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(aq, wq[r]));
+        else
+          p = dot_u8_s8(wq[r], aq);
+        if constexpr (F::offset != 0) p = _mm256_sub_epi32(p, bias);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * a.d), acc[r][t]);
+        if constexpr (F::has_min)
+          acc_min[r][t] += (F::min(wb[r][i]) * a.d) * static_cast<float>(a.sum);
+      }
+    }
+    if (i + 4 < nb)  // a few blocks ahead of the stream: hides DRAM latency for decode
+      for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(&wb[r][i + 4]) + 64, _MM_HINT_T0);
+  }
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < R; ++r) y[t * ys + r] = hsum(acc[r][t]) + acc_min[r][t];
+}
+
+// Rows in groups of 4 (then singly), tokens in pairs (then singly).
+template <typename F>
+void mm_quant(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+              float* y, int64_t ys, int64_t cols) {
+  const auto* a = static_cast<const uint8_t*>(act);
+  const int64_t nb = cols / kQK;
+  int64_t r = 0;
+  for (; r + 4 <= nr; r += 4) {
+    int64_t t = 0;
+    for (; t + 2 <= nt; t += 2) micro_q<F, 4, 2>(w + r * wrb, wrb, a + t * arb, arb, y + t * ys + r, ys, nb);
+    for (; t < nt; ++t) micro_q<F, 4, 1>(w + r * wrb, wrb, a + t * arb, arb, y + t * ys + r, ys, nb);
+  }
+  for (; r < nr; ++r) {
+    int64_t t = 0;
+    for (; t + 2 <= nt; t += 2) micro_q<F, 1, 2>(w + r * wrb, wrb, a + t * arb, arb, y + t * ys + r, ys, nb);
+    for (; t < nt; ++t) micro_q<F, 1, 1>(w + r * wrb, wrb, a + t * arb, arb, y + t * ys + r, ys, nb);
+  }
+}
+
+// Float weights: 8 columns at a time converted to fp32 and FMA'd into 8-lane accumulators; a
+// column tail (cols % 8) is added in scalar after the lane sum.
+struct F32 {
+  using Elem = float;
+  static __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+  static float load1(const float* p) { return *p; }
+};
+struct F16 {
+  using Elem = uint16_t;
+  static __m256 load8(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static float load1(const uint16_t* p) { return h2f(*p); }
+};
+struct BF16 {
+  using Elem = uint16_t;
+  static __m256 load8(const uint16_t* p) {  // bf16 is the top half of an fp32
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  static float load1(const uint16_t* p) { return bf16_to_f32(*p); }
+};
+
+template <typename F, int R, int T>
+inline void micro_f(const uint8_t* w, size_t wrb, const uint8_t* act, size_t arb, float* y,
+                    int64_t ys, int64_t cols) {
+  using Elem = typename F::Elem;
+  const Elem* wr[R];
+  const float* xt[T];
+  for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const Elem*>(w + r * wrb);
+  for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const float*>(act + t * arb);
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= cols; i += 8) {
+    __m256 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = F::load8(wr[r] + i);
+    for (int t = 0; t < T; ++t) {
+      const __m256 xv = _mm256_loadu_ps(xt[t] + i);
+      for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+    }
+    if ((i & 31) == 0)
+      for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(wr[r] + i) + 512, _MM_HINT_T0);
+  }
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < R; ++r) {
+      float tail = 0.0f;
+      for (int64_t j = i; j < cols; ++j) tail += F::load1(wr[r] + j) * xt[t][j];
+      y[t * ys + r] = hsum(acc[r][t]) + tail;
+    }
+}
+
+template <typename F>
+void mm_float(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+              float* y, int64_t ys, int64_t cols) {
+  const auto* a = static_cast<const uint8_t*>(act);
+  int64_t r = 0;
+  for (; r + 4 <= nr; r += 4) {
+    int64_t t = 0;
+    for (; t + 2 <= nt; t += 2) micro_f<F, 4, 2>(w + r * wrb, wrb, a + t * arb, arb, y + t * ys + r, ys, cols);
+    for (; t < nt; ++t) micro_f<F, 4, 1>(w + r * wrb, wrb, a + t * arb, arb, y + t * ys + r, ys, cols);
+  }
+  for (; r < nr; ++r) {
+    int64_t t = 0;
+    for (; t + 2 <= nt; t += 2) micro_f<F, 1, 2>(w + r * wrb, wrb, a + t * arb, arb, y + t * ys + r, ys, cols);
+    for (; t < nt; ++t) micro_f<F, 1, 1>(w + r * wrb, wrb, a + t * arb, arb, y + t * ys + r, ys, cols);
+  }
+}
+
+}  // namespace
+
+#define BILLION_MM(name, impl)                                                                  \
+  void name(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, \
+            float* y, int64_t ys, int64_t cols) {                                               \
+    impl(w, wrb, nr, act, arb, nt, y, ys, cols);                                                \
+  }
+BILLION_MM(mm_f32, mm_float<F32>)
+BILLION_MM(mm_f16, mm_float<F16>)
+BILLION_MM(mm_bf16, mm_float<BF16>)
+BILLION_MM(mm_q8_0, mm_quant<Q8_0>)
+BILLION_MM(mm_q4_0, mm_quant<Q4_0>)
+BILLION_MM(mm_q4_1, mm_quant<Q4_1>)
+BILLION_MM(mm_q5_0, mm_quant<Q5_0>)
+BILLION_MM(mm_q5_1, mm_quant<Q5_1>)
+#undef BILLION_MM
+
+// Same bytes as quantize_row_q8a_ref: the same float max, scale and product, and
+// _mm256_cvtps_epi32 rounds to nearest even under the default MXCSR, like nearbyint.
+void quantize_q8a(const float* x, void* out, int64_t n) {
+  auto* y = static_cast<BlockQ8A*>(out);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(x + 8 * k);
+      m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float d = amax / 127.0f;
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 127.0f / amax : 0.0f);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
+    // Sum of the 32 quants (exact in int32).
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    // Narrow 32 → 16 → 8 bits; the packs work per 128-bit lane, so restore element order.
+    const __m256i q01 = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i q23 = _mm256_packs_epi32(q[2], q[3]);
+    __m256i b = _mm256_packs_epi16(q01, q23);
+    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs), b);
+    y[i].d = d;
+    y[i].sum = _mm_cvtsi128_si32(s4);
+  }
+}
+
+}  // namespace billion::kernels::avx2

@@ -1,0 +1,228 @@
+// Scalar reference matmul tiles, one per weight type: the definition the AVX2 tiles are tested
+// against. One dot product per (row, token), summed left to right. For quantized types the
+// per-block dot product is an exact integer; only the float accumulation across blocks rounds.
+#include <cstring>
+#include <type_traits>
+
+#include "core/half.h"
+#include "kernels/impl.h"
+
+namespace billion::kernels::ref {
+namespace {
+
+// Runs dot(w_row, act_row) for every (row, token) of the tile.
+template <typename Dot>
+void for_each_pair(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const void* act,
+                   size_t act_row_bytes, int64_t n_tok, float* y, int64_t y_stride, Dot dot) {
+  const auto* a = static_cast<const uint8_t*>(act);
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t r = 0; r < n_rows; ++r)
+      y[t * y_stride + r] = dot(w + r * w_row_bytes, a + t * act_row_bytes);
+}
+
+// Unsigned 4-bit value j (0..31) of a 32-element block: low nibbles first, then high.
+inline int nibble(const uint8_t* qs, int j) { return j < 16 ? qs[j] & 0xF : qs[j - 16] >> 4; }
+inline int fifth_bit(const uint8_t* qh_bytes, int j) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  return ((qh >> j) & 1) << 4;
+}
+
+}  // namespace
+
+void mm_f32(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+            float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
+    const auto* a = reinterpret_cast<const float*>(ar);
+    const auto* b = reinterpret_cast<const float*>(wr);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < cols; ++i) sum += b[i] * a[i];
+    return sum;
+  });
+}
+
+void mm_f16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+            float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
+    const auto* a = reinterpret_cast<const float*>(ar);
+    const auto* b = reinterpret_cast<const uint16_t*>(wr);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < cols; ++i) sum += billion::f16_to_f32(b[i]) * a[i];
+    return sum;
+  });
+}
+
+void mm_bf16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+             float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
+    const auto* a = reinterpret_cast<const float*>(ar);
+    const auto* b = reinterpret_cast<const uint16_t*>(wr);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < cols; ++i) sum += bf16_to_f32(b[i]) * a[i];
+    return sum;
+  });
+}
+
+void mm_q8_0(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+             float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
+    const auto* b = reinterpret_cast<const BlockQ8_0*>(wr);
+    const auto* a = reinterpret_cast<const BlockQ8A*>(ar);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < cols / kQK; ++i) {
+      int dot = 0;
+      for (int j = 0; j < kQK; ++j) dot += b[i].qs[j] * a[i].qs[j];
+      sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot);
+    }
+    return sum;
+  });
+}
+
+// Q4_0: sum_j (u_j - 8) a_j = sum_j u_j a_j - 8 sum_j a_j, the second term precomputed.
+void mm_q4_0(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+             float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
+    const auto* b = reinterpret_cast<const BlockQ4_0*>(wr);
+    const auto* a = reinterpret_cast<const BlockQ8A*>(ar);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < cols / kQK; ++i) {
+      int dot = 0;
+      for (int j = 0; j < kQK; ++j) dot += nibble(b[i].qs, j) * a[i].qs[j];
+      sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot - 8 * a[i].sum);
+    }
+    return sum;
+  });
+}
+
+// Q4_1: sum_j (d u_j + m) a_j = d sum_j u_j a_j + m sum_j a_j.
+void mm_q4_1(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+             float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
+    const auto* b = reinterpret_cast<const BlockQ4_1*>(wr);
+    const auto* a = reinterpret_cast<const BlockQ8A*>(ar);
+    float sum = 0.0f, sum_min = 0.0f;
+    for (int64_t i = 0; i < cols / kQK; ++i) {
+      int dot = 0;
+      for (int j = 0; j < kQK; ++j) dot += nibble(b[i].qs, j) * a[i].qs[j];
+      sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot);
+      sum_min += (billion::f16_to_f32(b[i].m) * a[i].d) * static_cast<float>(a[i].sum);
+    }
+    return sum + sum_min;
+  });
+}
+
+void mm_q5_0(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+             float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
+    const auto* b = reinterpret_cast<const BlockQ5_0*>(wr);
+    const auto* a = reinterpret_cast<const BlockQ8A*>(ar);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < cols / kQK; ++i) {
+      int dot = 0;
+      for (int j = 0; j < kQK; ++j) dot += (nibble(b[i].qs, j) | fifth_bit(b[i].qh, j)) * a[i].qs[j];
+      sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot - 16 * a[i].sum);
+    }
+    return sum;
+  });
+}
+
+void mm_q5_1(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+             float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
+    const auto* b = reinterpret_cast<const BlockQ5_1*>(wr);
+    const auto* a = reinterpret_cast<const BlockQ8A*>(ar);
+    float sum = 0.0f, sum_min = 0.0f;
+    for (int64_t i = 0; i < cols / kQK; ++i) {
+      int dot = 0;
+      for (int j = 0; j < kQK; ++j) dot += (nibble(b[i].qs, j) | fifth_bit(b[i].qh, j)) * a[i].qs[j];
+      sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot);
+      sum_min += (billion::f16_to_f32(b[i].m) * a[i].d) * static_cast<float>(a[i].sum);
+    }
+    return sum + sum_min;
+  });
+}
+
+// K-quants against Q8K activations: per 32-element sub-block j, an integer dot with the 6-bit
+// scale sc_j folded in, and the minimum m_j times the activation sum (from bsums), so the whole
+// super-block needs two float multiplies.
+namespace {
+template <bool kFive>
+float dot_q45_k(const uint8_t* wr, const uint8_t* ar, int64_t cols) {
+  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  const auto* b = reinterpret_cast<const Block*>(wr);
+  const auto* a = reinterpret_cast<const BlockQ8K*>(ar);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < cols / kQKK; ++i) {
+    int64_t dot = 0, mins = 0;
+    for (int sub = 0; sub < 8; ++sub) {
+      uint8_t sc, m;
+      k_scale_min(sub, b[i].scales, &sc, &m);
+      const int chunk = sub / 2, high = sub % 2;
+      int isum = 0;
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t byte = b[i].qs[chunk * 32 + l];
+        int q = high ? byte >> 4 : byte & 0xF;
+        if constexpr (kFive) q |= ((b[i].qh[l] >> sub) & 1) << 4;
+        isum += q * a[i].qs[sub * 32 + l];
+      }
+      dot += sc * isum;
+      mins += m * (a[i].bsums[2 * sub] + a[i].bsums[2 * sub + 1]);
+    }
+    sum += billion::f16_to_f32(b[i].d) * a[i].d * static_cast<float>(dot) -
+           billion::f16_to_f32(b[i].dmin) * a[i].d * static_cast<float>(mins);
+  }
+  return sum;
+}
+}  // namespace
+
+void mm_q4_k(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+             float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys,
+                [cols](const uint8_t* wr, const uint8_t* ar) { return dot_q45_k<false>(wr, ar, cols); });
+}
+
+void mm_q5_k(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+             float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys,
+                [cols](const uint8_t* wr, const uint8_t* ar) { return dot_q45_k<true>(wr, ar, cols); });
+}
+
+void mm_q6_k(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
+             float* y, int64_t ys, int64_t cols) {
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
+    const auto* b = reinterpret_cast<const BlockQ6_K*>(wr);
+    const auto* a = reinterpret_cast<const BlockQ8K*>(ar);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < cols / kQKK; ++i) {
+      int8_t q[kQKK];  // the 6-bit values minus 32, in element order (layout: quant.cpp)
+      for (int half = 0; half < 2; ++half) {
+        const uint8_t* ql = b[i].ql + 64 * half;
+        const uint8_t* qh = b[i].qh + 32 * half;
+        int8_t* o = q + 128 * half;
+        for (int l = 0; l < 32; ++l) {
+          o[l] = static_cast<int8_t>(((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32);
+          o[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+          o[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+          o[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+        }
+      }
+      int64_t dot = 0;
+      for (int sub = 0; sub < 16; ++sub) {
+        int isum = 0;
+        for (int l = 0; l < 16; ++l) isum += q[sub * 16 + l] * a[i].qs[sub * 16 + l];
+        dot += b[i].scales[sub] * isum;
+      }
+      sum += billion::f16_to_f32(b[i].d) * a[i].d * static_cast<float>(dot);
+    }
+    return sum;
+  });
+}
+
+void quantize_q8a(const float* x, void* y, int64_t n) {
+  quantize_row_q8a_ref(x, static_cast<BlockQ8A*>(y), n);
+}
+void quantize_q8k(const float* x, void* y, int64_t n) {
+  quantize_row_q8k_ref(x, static_cast<BlockQ8K*>(y), n);
+}
+
+}  // namespace billion::kernels::ref

@@ -1,0 +1,370 @@
+// Kernels: every ISA's matmul and small ops against the scalar reference, the reference matmul
+// against float math on dequantized weights, thread-count determinism, and the thread pool.
+//
+// Tolerances come from a standard bound: a float sum of n terms t_k, in any order, is within
+// γ_n·Σ|t_k| of the exact sum (γ_n ≈ n·u, u = 2^-24). Two implementations summing the same
+// terms in different orders therefore differ by at most 2·n·u·Σ|t_k|. We bound Σ|t_k| by
+// M = Σ_blocks Wmax_b · Amax_b · (elements in block), where Wmax_b bounds any weight-side integer
+// times its scale (including the offset/min parts the kernels add separately) and Amax_b is the
+// activation block's max magnitude; n = cols bounds the chain length.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+
+using namespace billion;
+using namespace billion::kernels;
+
+namespace {
+
+constexpr double kU = 1.0 / (1 << 24);  // unit roundoff of float
+
+std::vector<float> gaussian(size_t n, uint32_t seed, float sigma = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, sigma);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// A weight matrix in `type`: float types and the 32-element formats are quantized from
+// Gaussian rows; K-quants are random blocks with finite scales (we have no K-quantizer).
+std::vector<uint8_t> make_weights(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  const size_t rb = type_row_bytes(type, cols);
+  std::vector<uint8_t> w(rb * rows);
+  if (type == GgmlType::Q4_K || type == GgmlType::Q5_K || type == GgmlType::Q6_K) {
+    std::mt19937 rng(seed);
+    for (auto& b : w) b = static_cast<uint8_t>(rng());
+    std::uniform_real_distribution<float> scale(1e-3f, 2e-2f);
+    const size_t bb = type_block_bytes(type);
+    for (size_t off = 0; off < w.size(); off += bb) {
+      const uint16_t d = f32_to_f16(scale(rng)), dmin = f32_to_f16(scale(rng));
+      if (type == GgmlType::Q6_K) {
+        std::memcpy(&w[off + 208], &d, 2);
+      } else {
+        std::memcpy(&w[off], &d, 2);
+        std::memcpy(&w[off + 2], &dmin, 2);
+      }
+    }
+    return w;
+  }
+  auto x = gaussian(static_cast<size_t>(rows * cols), seed, 0.05f);
+  for (int64_t r = 0; r < rows; ++r) quantize_row(type, x.data() + r * cols, w.data() + r * rb, cols);
+  return w;
+}
+
+// Σ over elements of (max |weight-side term| in its block) · (max |activation| in its block).
+double magnitude_bound(GgmlType type, const uint8_t* row, const float* x, int64_t cols) {
+  const int be = type_block_elements(type);
+  std::vector<float> deq(cols);
+  dequantize_row(type, row, deq.data(), cols);
+  const int ab = be == 1 ? 1 : (be == kQKK ? kQKK : kQK);  // activation block
+  double m = 0.0;
+  for (int64_t i = 0; i < cols; i += ab) {
+    double wmax = 0.0, amax = 0.0;
+    for (int64_t j = i; j < i + ab; ++j) {
+      wmax = std::max(wmax, static_cast<double>(std::fabs(deq[j])));
+      amax = std::max(amax, static_cast<double>(std::fabs(x[j])));
+    }
+    // Offset formats add the unsigned part and the offset part separately; each is at most
+    // about twice the largest dequantized magnitude, and K-quant sub-scales reach 63·15.
+    const double factor = be == 1 ? 1.0 : (be == kQKK ? 64.0 : 4.0);
+    m += factor * wmax * amax * ab;
+  }
+  return m;
+}
+
+const GgmlType kAllTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
+                              GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                              GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+// Odd row counts (not a multiple of the 4-row tile) and column counts that are not a multiple
+// of 8 where the format allows (float types), else a few blocks.
+int64_t test_cols(GgmlType type) {
+  const int be = type_block_elements(type);
+  return be == 1 ? 203 : (be == kQK ? 32 * 7 : 256 * 2);
+}
+
+}  // namespace
+
+class MatmulTest : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(MatmulTest, EveryIsaMatchesReference) {
+  const GgmlType type = GetParam();
+  const int64_t rows = 37, cols = test_cols(type);
+  auto wbytes = make_weights(type, rows, cols, 3);
+  WeightView w{type, wbytes.data(), rows, cols, type_row_bytes(type, cols)};
+  ThreadPool pool(2);
+  for (int64_t n_tok : {1, 3, 8}) {
+    auto x = gaussian(static_cast<size_t>(n_tok * cols), 5);
+    std::vector<float> ref(n_tok * rows), got(n_tok * rows);
+    matmul(scalar_kernel_table(), w, x.data(), ref.data(), n_tok, pool);
+    for (Isa isa : available_isas()) {
+      matmul(*kernels_for(isa), w, x.data(), got.data(), n_tok, pool);
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+          const double m = magnitude_bound(type, w.row(r), x.data() + t * cols, cols);
+          const double tol = 2.0 * cols * kU * m;
+          ASSERT_NEAR(got[t * rows + r], ref[t * rows + r], tol)
+              << ggml_type_name(type) << " " << isa_name(isa) << " row " << r << " token " << t;
+        }
+    }
+  }
+}
+
+// The reference quantized matmul equals float math on the dequantized weights up to the
+// activation quantization: |Σ w_i (a_i − x_i)| ≤ Σ_blocks (Σ|w_i|)·d_a/2, d_a = amax/127.
+TEST_P(MatmulTest, ReferenceMatchesDequantizedFloat) {
+  const GgmlType type = GetParam();
+  const int64_t rows = 5, cols = test_cols(type);
+  auto wbytes = make_weights(type, rows, cols, 9);
+  WeightView w{type, wbytes.data(), rows, cols, type_row_bytes(type, cols)};
+  auto x = gaussian(static_cast<size_t>(cols), 13);
+  std::vector<float> y(rows), deq(cols);
+  ThreadPool pool(1);
+  matmul(scalar_kernel_table(), w, x.data(), y.data(), 1, pool);
+  const int be = type_block_elements(type);
+  const int ab = be == 1 ? 1 : (be == kQKK ? kQKK : kQK);
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(type, w.row(r), deq.data(), cols);
+    double exact = 0.0, quant_err = 0.0;
+    for (int64_t i = 0; i < cols; ++i) exact += static_cast<double>(deq[i]) * x[i];
+    if (be > 1)
+      for (int64_t i = 0; i < cols; i += ab) {
+        double wsum = 0.0, amax = 0.0;
+        for (int64_t j = i; j < i + ab; ++j) {
+          wsum += std::fabs(deq[j]);
+          amax = std::max(amax, static_cast<double>(std::fabs(x[j])));
+        }
+        quant_err += wsum * amax / 127.0 / 2.0;
+      }
+    const double tol = quant_err * 1.001 + 2.0 * cols * kU * magnitude_bound(type, w.row(r), x.data(), cols);
+    EXPECT_NEAR(y[r], exact, tol) << ggml_type_name(type) << " row " << r;
+  }
+}
+
+// 1 and 2 threads give bitwise identical results, and so does a tile starting at an odd row.
+TEST_P(MatmulTest, DeterministicAcrossThreadsAndTiles) {
+  const GgmlType type = GetParam();
+  const int64_t rows = 37, cols = test_cols(type);
+  auto wbytes = make_weights(type, rows, cols, 21);
+  WeightView w{type, wbytes.data(), rows, cols, type_row_bytes(type, cols)};
+  ThreadPool one(1), two(2);
+  for (Isa isa : available_isas()) {
+    const KernelTable& k = *kernels_for(isa);
+    for (int64_t n_tok : {1, 5}) {
+      auto x = gaussian(static_cast<size_t>(n_tok * cols), 17);
+      std::vector<float> a(n_tok * rows), b(n_tok * rows);
+      matmul(k, w, x.data(), a.data(), n_tok, one);
+      matmul(k, w, x.data(), b.data(), n_tok, two);
+      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << isa_name(isa) << " " << n_tok;
+      // Rows 1..36 alone: every row lands in a different place of the 4-row tiles.
+      WeightView shifted{type, w.row(1), rows - 1, cols, w.row_bytes};
+      std::vector<float> c(n_tok * (rows - 1));
+      matmul(k, shifted, x.data(), c.data(), n_tok, one);
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 1; r < rows; ++r)
+          ASSERT_EQ(a[t * rows + r], c[t * (rows - 1) + r - 1]) << isa_name(isa) << " row " << r;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, MatmulTest, ::testing::ValuesIn(kAllTypes),
+                         [](const auto& info) { return std::string(ggml_type_name(info.param)); });
+
+TEST(Matmul, RejectsBadShapes) {
+  std::vector<uint8_t> w(18 * 4);
+  std::vector<float> x(40), y(4);
+  ThreadPool pool(1);
+  EXPECT_THROW(matmul({GgmlType::Q4_0, w.data(), 2, 40, 18}, x.data(), y.data(), 1, pool), Error);
+  EXPECT_THROW(matmul({GgmlType::IQ2_XXS, w.data(), 2, 256, 66}, x.data(), y.data(), 1, pool), Error);
+}
+
+// ---- small ops: each ISA against the reference -------------------------------------------
+
+class OpsTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  const KernelTable& ref = scalar_kernel_table();
+  const KernelTable& k() { return *kernels_for(GetParam()); }
+};
+
+TEST_P(OpsTest, RmsNormAndAdd) {
+  for (int64_t n : {1, 7, 64, 2048 + 13}) {
+    auto x = gaussian(n, 1, 2.0f), w = gaussian(n, 2), b = gaussian(n, 3);
+    std::vector<float> a(n), c(n);
+    ref.rmsnorm(x.data(), w.data(), a.data(), n, 1e-5f);
+    k().rmsnorm(x.data(), w.data(), c.data(), n, 1e-5f);
+    // The sum of squares carries ≤ n·u relative error, the 1/sqrt half of it, plus ~4 roundings.
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(c[i], a[i], (n * kU + 8 * kU) * std::fabs(a[i]) + 1e-30);
+    ref.add(x.data(), b.data(), a.data(), n);
+    k().add(x.data(), b.data(), c.data(), n);
+    ASSERT_EQ(a, c);  // one rounding each: identical
+  }
+}
+
+TEST_P(OpsTest, SoftmaxAndSiluMul) {
+  for (int64_t n : {1, 9, 100, 1031}) {
+    auto x = gaussian(n, 4, 5.0f), up = gaussian(n, 5);
+    if (n > 3) x[2] = -INFINITY;  // a masked position
+    std::vector<float> a = x, c = x;
+    ref.softmax(a.data(), n);
+    k().softmax(c.data(), n);
+    // exp within 4u relative; the normalising sum within n·u.
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(c[i], a[i], (n + 16) * kU * a[i] + 1e-30) << n << " " << i;
+    if (n > 3) {
+      ASSERT_EQ(c[2], 0.0f);
+    }
+    auto gate = gaussian(n, 14, 6.0f);
+    std::vector<float> s(n), t(n);
+    ref.silu_mul(gate.data(), up.data(), s.data(), n);
+    k().silu_mul(gate.data(), up.data(), t.data(), n);
+    // exp within 4u; 1+e, the division and the product add 3 roundings.
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(t[i], s[i], 12 * kU * std::fabs(s[i]) + 1e-30) << gate[i];
+  }
+  std::vector<float> all_masked(5, -INFINITY);
+  k().softmax(all_masked.data(), 5);
+  for (float v : all_masked) EXPECT_EQ(v, 0.0f);
+}
+
+TEST_P(OpsTest, F16RowsExact) {
+  std::vector<float> x = gaussian(1000, 6, 100.0f);
+  const float special[] = {0.0f, -0.0f, 65504.0f, 65520.0f, 1e6f, -1e6f, 6e-8f, 3e-8f, 2.98e-8f,
+                           1e-40f, INFINITY, -INFINITY, 1.00048828125f, 1.00146484375f, 5.9604645e-08f};
+  std::copy(std::begin(special), std::end(special), x.begin());
+  std::vector<uint16_t> a(x.size()), c(x.size());
+  ref.f32_to_f16(x.data(), a.data(), x.size());
+  k().f32_to_f16(x.data(), c.data(), x.size());
+  ASSERT_EQ(a, c);
+  std::vector<float> fa(x.size()), fc(x.size());
+  ref.f16_to_f32(a.data(), fa.data(), x.size());
+  k().f16_to_f32(a.data(), fc.data(), x.size());
+  ASSERT_EQ(0, std::memcmp(fa.data(), fc.data(), fa.size() * 4));
+}
+
+TEST_P(OpsTest, AttentionF16) {
+  const int64_t head_dim = 80, n_q = 3, kv_stride = 2 * head_dim;  // head_dim not a multiple of 32
+  for (int64_t n_pos : {1, 7, 130}) {
+    auto q = gaussian(n_q * head_dim, 7);
+    auto kf = gaussian(n_pos * kv_stride, 8), vf = gaussian(n_pos * kv_stride, 9);
+    std::vector<uint16_t> kc(kf.size()), vc(vf.size());
+    ref.f32_to_f16(kf.data(), kc.data(), kf.size());
+    ref.f32_to_f16(vf.data(), vc.data(), vf.size());
+    const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    std::vector<float> a(n_q * head_dim), c(n_q * head_dim), scratch(n_pos);
+    ref.attention_f16(q.data(), head_dim, n_q, head_dim, kc.data(), vc.data(), kv_stride, n_pos, scale, a.data(), head_dim, scratch.data());
+    k().attention_f16(q.data(), head_dim, n_q, head_dim, kc.data(), vc.data(), kv_stride, n_pos, scale, c.data(), head_dim, scratch.data());
+    // Scores: dot of head_dim terms → abs error ε_s ≤ 2·head_dim·u·scale·Σ|q k|; probabilities
+    // then carry relative error 2ε_s + (n_pos+16)u; the weighted sum adds n_pos·u; all times max|v|.
+    double qk = 0, vmax = 0;
+    for (int64_t p = 0; p < n_pos; ++p)
+      for (int64_t i = 0; i < head_dim; ++i) vmax = std::max(vmax, static_cast<double>(std::fabs(vf[p * kv_stride + i])) * 1.001);
+    for (int64_t h = 0; h < n_q; ++h)
+      for (int64_t p = 0; p < n_pos; ++p) {
+        double s = 0;
+        for (int64_t i = 0; i < head_dim; ++i) s += std::fabs(q[h * head_dim + i] * kf[p * kv_stride + i]) * 1.001;
+        qk = std::max(qk, s);
+      }
+    const double eps_s = 2.0 * head_dim * kU * scale * qk;
+    const double tol = vmax * (2 * eps_s + (2 * n_pos + 16) * kU);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(c[i], a[i], tol) << n_pos << " " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, OpsTest, ::testing::ValuesIn(available_isas()),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+// ---- reference-only ops: checked against their definitions ------------------------------
+
+TEST(Ops, GeluExact) {
+  const float x[] = {-3.0f, -1.0f, 0.0f, 0.5f, 1.0f, 2.0f};
+  float y[6];
+  scalar_kernel_table().gelu(x, y, 6);
+  const double expected[] = {-0.0040496940948, -0.15865525393, 0.0, 0.34573123, 0.84134474607, 1.9544997361};
+  // Same formula as torch (x/2·(1+erf(x/√2)) in float): for negative x, 1 + erf cancels, so the
+  // error is absolute, about |x|/2 times the ulp of 1 (2u), plus a few relative roundings.
+  for (int i = 0; i < 6; ++i)
+    EXPECT_NEAR(y[i], expected[i], std::fabs(x[i]) * 2 * kU + 4 * kU * std::fabs(expected[i]));
+}
+
+TEST(Ops, LayerNorm) {
+  const int64_t n = 37;
+  auto x = gaussian(n, 10, 3.0f), w = gaussian(n, 11), b = gaussian(n, 12);
+  std::vector<float> y(n);
+  scalar_kernel_table().layernorm(x.data(), w.data(), b.data(), y.data(), n, 1e-5f);
+  double mean = 0, var = 0;
+  for (float v : x) mean += v;
+  mean /= n;
+  for (float v : x) var += (v - mean) * (v - mean);
+  var /= n;
+  for (int64_t i = 0; i < n; ++i)
+    EXPECT_NEAR(y[i], (x[i] - mean) / std::sqrt(var + 1e-5) * w[i] + b[i], 1e-5);
+}
+
+TEST(Ops, RopeStylesAndPartialRotary) {
+  const int64_t head_dim = 8, n_rot = 4, half = 2;
+  const float inv_freq[] = {1.0f, 0.01f};
+  float cs[half], sn[half];
+  rope_cos_sin(3, inv_freq, half, cs, sn);
+  EXPECT_FLOAT_EQ(cs[0], std::cos(3.0f));
+  float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  float neox[8], norm[8];
+  std::copy(x, x + 8, neox);
+  std::copy(x, x + 8, norm);
+  scalar_kernel_table().rope(neox, 1, head_dim, n_rot, cs, sn, RopeStyle::Neox);
+  scalar_kernel_table().rope(norm, 1, head_dim, n_rot, cs, sn, RopeStyle::Norm);
+  // Neox rotates (x0, x2) and (x1, x3); Norm rotates (x0, x1) and (x2, x3); dims 4..7 untouched.
+  EXPECT_FLOAT_EQ(neox[0], 1 * cs[0] - 3 * sn[0]);
+  EXPECT_FLOAT_EQ(neox[2], 1 * sn[0] + 3 * cs[0]);
+  EXPECT_FLOAT_EQ(neox[1], 2 * cs[1] - 4 * sn[1]);
+  EXPECT_FLOAT_EQ(norm[0], 1 * cs[0] - 2 * sn[0]);
+  EXPECT_FLOAT_EQ(norm[1], 1 * sn[0] + 2 * cs[0]);
+  EXPECT_FLOAT_EQ(norm[3], 3 * sn[1] + 4 * cs[1]);
+  for (int i = 4; i < 8; ++i) EXPECT_EQ(neox[i], x[i]) << i;
+  for (int i = 4; i < 8; ++i) EXPECT_EQ(norm[i], x[i]) << i;
+}
+
+// ---- thread pool ---------------------------------------------------------------------------
+
+TEST(ThreadPool, CoversEveryItemOnceWithGrain) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    for (int64_t n : {0, 1, 7, 64, 1001}) {
+      for (int64_t grain : {1, 4, 16}) {
+        std::vector<std::atomic<int>> hits(n);
+        pool.parallel_for(n, [&](int64_t b, int64_t e) {
+          EXPECT_EQ(b % grain, 0);
+          for (int64_t i = b; i < e; ++i) hits[i]++;
+        }, grain);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << threads << " " << n << " " << grain;
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, ManySmallJobsAndErrors) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> total{0};
+  for (int rep = 0; rep < 2000; ++rep)
+    pool.parallel_for(10, [&](int64_t b, int64_t e) { total += e - b; });
+  EXPECT_EQ(total.load(), 20000);
+  EXPECT_THROW(pool.parallel_for(10, [](int64_t b, int64_t) {
+    if (b > 0) throw std::runtime_error("worker failed");
+  }), std::runtime_error);
+  // Nested calls run serially instead of deadlocking.
+  std::atomic<int> inner{0};
+  pool.parallel_for(4, [&](int64_t, int64_t) { pool.parallel_for(3, [&](int64_t b, int64_t e) { inner += e - b; }); });
+  EXPECT_EQ(inner.load(), 6);
+  EXPECT_GE(ThreadPool::default_thread_count(), 1);
+}
