@@ -1,6 +1,6 @@
 // Weight block formats: our dequantize_row / quantize_row against gguf-py (fixtures made by
 // tools/make_quant_fixtures.py), round-trip error bounds per format, and the activation
-// quantizers of every ISA against the scalar reference.
+// quantizers of every ISA against the scalar reference and against ggml's own values.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -50,6 +50,9 @@ uint32_t bits(float f) {
 
 const char* kFixtureTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1",
                                "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"};
+// The types both gguf-py and we can quantize (neither has a K-quant quantizer): the byte
+// comparison is instantiated for these only.
+const char* kQuantizeTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"};
 
 }  // namespace
 
@@ -75,10 +78,12 @@ TEST_P(QuantFixture, DequantizeMatchesGgufPy) {
 }
 
 // Our quantizers write the bytes gguf-py (= ggml's reference quantizers) writes.
-TEST_P(QuantFixture, QuantizeMatchesGgufPy) {
+class QuantizeFixture : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(QuantizeFixture, QuantizeMatchesGgufPy) {
   const std::string base = std::string(BILLION_FIXTURES_DIR) + "/quant/" + GetParam();
   auto meta = nlohmann::json::parse(read_bytes(base + ".json"));
-  if (!meta["quantize"].get<bool>()) GTEST_SKIP() << "gguf-py has no quantizer for " << GetParam();
+  ASSERT_TRUE(meta["quantize"].get<bool>()) << "the fixture has no quantized bytes for " << GetParam();
   const GgmlType type = type_from_name(meta["type"]);
   const int64_t rows = meta["rows"], cols = meta["cols"];
   auto src = read_floats(base + ".src.f32");
@@ -93,6 +98,7 @@ TEST_P(QuantFixture, QuantizeMatchesGgufPy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, QuantFixture, ::testing::ValuesIn(kFixtureTypes));
+INSTANTIATE_TEST_SUITE_P(Types, QuantizeFixture, ::testing::ValuesIn(kQuantizeTypes));
 
 // Round trip x → quantize → dequantize stays within each format's bound, per block:
 //   Q8_0: step d = amax/127, error ≤ d/2 plus the fp16 rounding of d (relative 2^-11) times
@@ -172,10 +178,14 @@ TEST(Quant, ActivationQuantizersMatchReference) {
     int sum = 0;
     for (int j = 0; j < 32; ++j) {
       ASSERT_LE(std::abs(blocks[b].qs[j]), 127);
-      ASSERT_LE(std::fabs(blocks[b].qs[j] * blocks[b].d - x[b * 32 + j]), blocks[b].d * 0.5f * (1 + 1e-5f) + 1e-30f);
+      // d is fp16-rounded (relative error <= 2^-11), so 127 steps can drift by 127·2^-11·d more.
+      ASSERT_LE(std::fabs(blocks[b].qs[j] * blocks[b].d - x[b * 32 + j]), blocks[b].d * 0.5625f + 1e-30f);
       sum += blocks[b].qs[j];
     }
-    ASSERT_EQ(sum, blocks[b].sum);
+    // d and s are fp16 values (ggml's block_q8_1): exactly representable after a round trip.
+    ASSERT_EQ(f16_to_f32(f32_to_f16(blocks[b].d)), blocks[b].d);
+    ASSERT_EQ(f16_to_f32(f32_to_f16(blocks[b].s)), blocks[b].s);
+    ASSERT_NEAR(blocks[b].s, blocks[b].d * sum, std::fabs(blocks[b].d * sum) * 2e-3f + 1e-30f);
   }
 }
 
@@ -188,4 +198,70 @@ TEST(Quant, SizesAndErrors) {
   std::vector<uint8_t> q(64);
   EXPECT_THROW(quantize_row(GgmlType::Q4_0, x.data(), q.data(), 40), Error);
   EXPECT_THROW(quantize_row(GgmlType::Q4_K, x.data(), q.data(), 256), Error);
+}
+
+// ggml's own values (tests/fixtures/kernels/ggml_activations.json, made by
+// tools/make_ggml_activation_fixtures.py from llama-cpp-python's libggml-cpu): our activation
+// quantizers must give ggml's q8_0/q8_1/q8_K bytes on every ISA, and the 32-element dot
+// products must give ggml's AVX2 vec_dot bit for bit on the AVX2 table (same lanes, same
+// products), within float rounding of it on the reference and for K-quants.
+namespace {
+std::vector<uint8_t> from_hex(const std::string& h) {
+  std::vector<uint8_t> out(h.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<uint8_t>(std::stoi(h.substr(2 * i, 2), nullptr, 16));
+  return out;
+}
+}  // namespace
+
+TEST(Quant, ActivationsAndDotsMatchGgml) {
+  std::ifstream in(std::string(BILLION_FIXTURES_DIR) + "/kernels/ggml_activations.json");
+  ASSERT_TRUE(in.good()) << "missing fixture; run tools/make_ggml_activation_fixtures.py";
+  const nlohmann::json j = nlohmann::json::parse(in);
+  const int64_t cols = j["cols"], n_act = j["n_act"], n_w = j["n_w"];
+  const auto xb = from_hex(j["x"]);
+  std::vector<float> x(n_act * cols);
+  ASSERT_EQ(xb.size(), x.size() * 4);
+  std::memcpy(x.data(), xb.data(), xb.size());
+  const auto q80 = from_hex(j["act"]["q8_0"]), q81 = from_hex(j["act"]["q8_1"]), q8k = from_hex(j["act"]["q8_K"]);
+  const int64_t nb = n_act * cols / 32;
+  ASSERT_EQ(q80.size(), size_t(nb * 34));
+  ThreadPool pool(1);
+  for (Isa isa : available_isas()) {
+    const KernelTable& k = *kernels_for(isa);
+    std::vector<BlockQ8A> a(nb);
+    k.quantize_q8a(x.data(), a.data(), n_act * cols);
+    for (int64_t b = 0; b < nb; ++b) {
+      uint16_t d0, d1, s1;
+      std::memcpy(&d0, &q80[b * 34], 2);
+      std::memcpy(&d1, &q81[b * 36], 2);
+      std::memcpy(&s1, &q81[b * 36 + 2], 2);
+      ASSERT_EQ(a[b].d, f16_to_f32(d0)) << isa_name(isa) << " block " << b << " d (q8_0)";
+      ASSERT_EQ(a[b].d, f16_to_f32(d1)) << isa_name(isa) << " block " << b << " d (q8_1)";
+      ASSERT_EQ(a[b].s, f16_to_f32(s1)) << isa_name(isa) << " block " << b << " s (q8_1)";
+      ASSERT_EQ(std::memcmp(a[b].qs, &q80[b * 34 + 2], 32), 0) << isa_name(isa) << " block " << b << " qs (q8_0)";
+      ASSERT_EQ(std::memcmp(a[b].qs, &q81[b * 36 + 4], 32), 0) << isa_name(isa) << " block " << b << " qs (q8_1)";
+    }
+    std::vector<uint8_t> ak(n_act * cols / 256 * sizeof(BlockQ8K));
+    k.quantize_q8k(x.data(), ak.data(), n_act * cols);
+    EXPECT_EQ(ak, q8k) << isa_name(isa) << " q8_K";
+
+    for (const auto& [name, t] : j["types"].items()) {
+      const GgmlType type = type_from_name(name);
+      const auto wq = from_hex(t["weights"]), yb = from_hex(t["y"]);
+      std::vector<float> want(n_act * n_w), got(n_act * n_w);
+      std::memcpy(want.data(), yb.data(), yb.size());
+      const WeightView w{type, wq.data(), n_w, cols, type_row_bytes(type, cols)};
+      matmul(k, w, x.data(), got.data(), n_act, pool);
+      const bool exact = isa == Isa::Avx2 && type_block_elements(type) == 32;
+      for (int64_t i = 0; i < n_act * n_w; ++i) {
+        if (exact) {
+          EXPECT_EQ(got[i], want[i]) << isa_name(isa) << " " << name << " output " << i;
+        } else {  // same integers, float sums in another order: a few ulps of the magnitude
+          double mag = 0;
+          for (int64_t c = 0; c < cols; ++c) mag += std::fabs(x[i / n_w * cols + c]) * 4;
+          EXPECT_NEAR(got[i], want[i], 1e-6 * mag + 1e-6) << isa_name(isa) << " " << name << " output " << i;
+        }
+      }
+    }
+  }
 }

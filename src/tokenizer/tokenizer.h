@@ -56,14 +56,21 @@ class Tokenizer {
 
 // Emits text as tokens arrive without ever splitting a UTF-8 character: bytes of an incomplete
 // character are held back until the rest arrives (or flushed as U+FFFD at the end).
+// Output is always valid UTF-8: bytes that can never form a character come out as U+FFFD.
+// Until the first non-empty piece, tokens go through decode() so a tokenizer's start-of-text rule
+// (SentencePiece's dummy-prefix space) applies; after that, token_bytes().
 class StreamingDecoder {
  public:
-  explicit StreamingDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
+  explicit StreamingDecoder(const Tokenizer& tokenizer, bool skip_special = false)
+      : tokenizer_(tokenizer), skip_special_(skip_special) {}
   std::string push(TokenId id);  // the complete characters now available
-  std::string finish();          // whatever is left (invalid trailing bytes as U+FFFD)
+  std::string finish();          // whatever is left (invalid trailing bytes as U+FFFD); resets
 
  private:
+  std::string take(bool final);
+
   const Tokenizer& tokenizer_;
+  bool skip_special_ = false;
   std::string pending_;
   bool first_ = true;
 };
@@ -75,5 +82,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_from_folder(const std::string& folder)
 // From GGUF metadata tokenizer.ggml.* (model "llama" or "gpt2"; pre-tokenizer from
 // tokenizer.ggml.pre).
 std::unique_ptr<Tokenizer> load_tokenizer_from_gguf(const GgufFile& gguf);
+// Any of: a .gguf file, a model folder, or a tokenizer file itself (tokenizer.json,
+// tokenizer.model, *.tiktoken; its folder supplies tokenizer_config.json).
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 }  // namespace billion
