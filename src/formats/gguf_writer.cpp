@@ -96,17 +96,37 @@ void GgufWriter::set_string_array(const std::string& key, const std::vector<std:
   set(key, v);
 }
 
-void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<uint64_t>& dims, std::vector<uint8_t> bytes) {
+namespace {
+
+uint64_t expected_bytes(const std::string& name, GgmlType type, const std::vector<uint64_t>& dims) {
   uint64_t n = 1;
   for (auto d : dims) n *= d;
   auto traits = ggml_type_traits(static_cast<uint32_t>(type));
   if (!traits || dims.empty() || dims[0] % traits->block_elements != 0) fail(name, "tensor shape does not fit type {}", ggml_type_name(type));
-  if (bytes.size() != n / traits->block_elements * traits->block_bytes)
-    fail(name, "tensor has {} bytes, expected {}", bytes.size(), n / traits->block_elements * traits->block_bytes);
-  tensors_.push_back({name, type, dims, std::move(bytes)});
+  return n / traits->block_elements * traits->block_bytes;
 }
 
-std::vector<uint8_t> GgufWriter::to_bytes() const {
+}  // namespace
+
+void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<uint64_t>& dims, std::vector<uint8_t> bytes) {
+  uint64_t want = expected_bytes(name, type, dims);
+  if (bytes.size() != want) fail(name, "tensor has {} bytes, expected {}", bytes.size(), want);
+  tensors_.push_back({name, type, dims, std::move(bytes), want, {}});
+}
+
+void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<uint64_t>& dims, TensorProducer produce) {
+  uint64_t want = expected_bytes(name, type, dims);
+  tensors_.push_back({name, type, dims, {}, want, std::move(produce)});
+}
+
+std::vector<uint8_t> GgufWriter::tensor_data(const Tensor& t) const {
+  if (!t.produce) return t.bytes;
+  auto bytes = t.produce();
+  if (bytes.size() != t.size) fail(t.name, "tensor producer gave {} bytes, expected {}", bytes.size(), t.size);
+  return bytes;
+}
+
+std::vector<uint8_t> GgufWriter::header_bytes() const {
   std::vector<uint8_t> out;
   out.insert(out.end(), {'G', 'G', 'U', 'F'});
   put<uint32_t>(out, 3);
@@ -132,27 +152,54 @@ std::vector<uint8_t> GgufWriter::to_bytes() const {
     for (auto d : t.dims) put<uint64_t>(out, d);
     put<uint32_t>(out, static_cast<uint32_t>(t.type));
     put<uint64_t>(out, offset);
-    offset = padded(offset + t.bytes.size());
+    offset = padded(offset + t.size);
   }
   out.resize(padded(out.size()), 0);
+  return out;
+}
+
+std::vector<uint8_t> GgufWriter::to_bytes() const {
+  auto out = header_bytes();
   for (const auto& t : tensors_) {
-    out.insert(out.end(), t.bytes.begin(), t.bytes.end());
-    out.resize(out.size() + (padded(t.bytes.size()) - t.bytes.size()), 0);
+    auto bytes = tensor_data(t);
+    out.insert(out.end(), bytes.begin(), bytes.end());
+    out.resize(out.size() + (alignment_ - bytes.size() % alignment_) % alignment_, 0);
   }
   return out;
 }
 
 void GgufWriter::write(const std::string& path) const {
-  auto bytes = to_bytes();
+  // Header first, then one tensor at a time: memory stays at the largest tensor, not the file.
   std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(path, "cannot create: {}", std::strerror(errno));
-  size_t written = std::fwrite(bytes.data(), 1, bytes.size(), f);
-  bool ok = written == bytes.size() && std::fflush(f) == 0;
+  uint64_t written = 0, total = 0;
+  bool ok = true;
+  auto emit = [&](const std::vector<uint8_t>& bytes) {
+    total += bytes.size();
+    if (ok) {
+      size_t w = std::fwrite(bytes.data(), 1, bytes.size(), f);
+      written += w;
+      ok = w == bytes.size();
+    }
+  };
+  try {
+    emit(header_bytes());
+    for (const auto& t : tensors_) {
+      emit(tensor_data(t));
+      emit(std::vector<uint8_t>((alignment_ - t.size % alignment_) % alignment_, 0));
+      if (!ok) break;
+    }
+  } catch (...) {
+    std::fclose(f);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  ok = ok && std::fflush(f) == 0;
   ok = (std::fclose(f) == 0) && ok;
   if (!ok) {
     std::remove(tmp.c_str());
-    fail(path, "write failed (disk full?) after {} of {} bytes", written, bytes.size());
+    fail(path, "write failed (disk full?) after {} bytes", written);
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);

@@ -2,6 +2,7 @@
 // renamed, so a failure never leaves a half-written model). Used by `billion quantize` and tests.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,10 @@ class GgufWriter {
   void set_string_array(const std::string& key, const std::vector<std::string>& values);
   // dims in ggml order (dims[0] fastest); bytes must match the type's size for those dims.
   void add_tensor(const std::string& name, GgmlType type, const std::vector<uint64_t>& dims, std::vector<uint8_t> bytes);
+  // Streaming: `produce` is called once, during write(), and must return exactly the bytes the
+  // type and dims need; only one tensor's data is in memory at a time (multi-GB models).
+  using TensorProducer = std::function<std::vector<uint8_t>()>;
+  void add_tensor(const std::string& name, GgmlType type, const std::vector<uint64_t>& dims, TensorProducer produce);
 
   std::vector<uint8_t> to_bytes() const;
   void write(const std::string& path) const;
@@ -31,7 +36,11 @@ class GgufWriter {
     GgmlType type;
     std::vector<uint64_t> dims;
     std::vector<uint8_t> bytes;
+    uint64_t size = 0;        // bytes of the data (bytes.size() when not streamed)
+    TensorProducer produce;   // set for streamed tensors
   };
+  std::vector<uint8_t> header_bytes() const;  // everything before the data section, padded
+  std::vector<uint8_t> tensor_data(const Tensor& t) const;
   uint64_t alignment_;
   std::vector<std::pair<std::string, GgufValue>> metadata_;
   std::vector<Tensor> tensors_;
