@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -11,29 +12,57 @@
 #include "core/error.h"
 #include "generate/generator.h"
 #include "tokenizer/chat_template.h"
+#include "train/lora.h"
 
 namespace {
 
 struct GenerateOptions {
-  std::string model, prompt, system;
-  bool chat = false, json = false, truncate_prompt = false;
+  std::string model, prompt, system, messages_file, lora;
+  bool chat = false, json = false, truncate_prompt = false, prompt_given = false;
   int max_tokens = 128;
   std::vector<std::string> stops;
   billion::cli::SamplingFlags sampling;
   billion::cli::ModelFlags model_flags;
 };
 
+// A conversation for --messages: a JSON array of {"role", "content"} objects, or an object with
+// such a "messages" array (what `billion chat`'s /save writes).
+std::vector<billion::ChatMessage> read_messages(const std::string& path) {
+  using billion::fail;
+  std::ifstream in(path);
+  if (!in) fail(path, "cannot open the conversation file");
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded()) fail(path, "not valid JSON");
+  if (j.is_object() && j.contains("messages")) j = j["messages"];
+  if (!j.is_array() || j.empty()) fail(path, "expected a non-empty array of {{\"role\", \"content\"}} messages");
+  std::vector<billion::ChatMessage> messages;
+  for (const auto& m : j) {
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") || !m["content"].is_string())
+      fail(path, "message {} is not an object with string \"role\" and \"content\"", messages.size());
+    messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  return messages;
+}
+
 void run(const GenerateOptions& o) {
   using namespace billion;
+  bool from_messages = !o.messages_file.empty();
+  if (from_messages == o.prompt_given) throw Error("generate: give either --prompt or --messages");
+  if (from_messages && !o.system.empty()) throw Error("--system cannot be combined with --messages (put it in the file)");
   auto model = cli::load_model(o.model, o.model_flags);
+  if (!o.lora.empty()) train::attach_peft_adapter(*model, o.lora);
   std::string prompt_text = o.prompt;
   if (prompt_text == "-") prompt_text.assign(std::istreambuf_iterator<char>(std::cin), {});
   std::vector<int32_t> prompt;
-  if (o.chat) {
+  if (o.chat || from_messages) {
     if (!model->chat_template()) throw Error(o.model + ": the model has no chat template; run without --chat");
     ChatTemplateInput input;
-    if (!o.system.empty()) input.messages.push_back({"system", o.system});
-    input.messages.push_back({"user", prompt_text});
+    if (from_messages) {
+      input.messages = read_messages(o.messages_file);
+    } else {
+      if (!o.system.empty()) input.messages.push_back({"system", o.system});
+      input.messages.push_back({"user", prompt_text});
+    }
     input.add_generation_prompt = true;
     input.bos_token = model->bos_text();
     input.eos_token = model->eos_text();
@@ -90,16 +119,23 @@ void setup(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   auto* cmd = app.add_subcommand("generate", "Generate a continuation of a prompt (statistics go to stderr)");
   cmd->add_option("--model,-m", o->model, "A .gguf file, a model folder, or a model name from the cache")->required();
-  cmd->add_option("--prompt,-p", o->prompt, "The prompt; - reads it from stdin")->required();
+  auto* prompt = cmd->add_option("--prompt,-p", o->prompt, "The prompt; - reads it from stdin");
   cmd->add_flag("--chat", o->chat, "Wrap the prompt in the model's chat template as a user message");
+  cmd->add_option("--messages", o->messages_file,
+                  "A conversation as JSON ([{\"role\", \"content\"}...] or chat's /save file) to continue through the chat template")
+      ->excludes(prompt);
   cmd->add_option("--system", o->system, "System message (with --chat)");
   cmd->add_option("-n,--max-tokens", o->max_tokens, "Maximum new tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--stop", o->stops, "Stop when this text appears (repeatable)");
   cmd->add_flag("--truncate-prompt", o->truncate_prompt, "Keep the end of a prompt too long for the context instead of failing");
+  cmd->add_option("--lora", o->lora, "Apply a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)");
   cmd->add_flag("--json", o->json, "Print one JSON object with the text and the statistics");
   o->sampling.add_to(cmd);
   o->model_flags.add_to(cmd);
-  cmd->callback([o] { run(*o); });
+  cmd->callback([o, prompt] {
+    o->prompt_given = prompt->count() > 0;
+    run(*o);
+  });
 }
 
 billion::cli::RegisterCommand registration(30, setup);

@@ -66,6 +66,27 @@ void Decoder::project(const Linear& l, const float* x, float* y, int n, ThreadPo
     const auto& kt = kernels::active_kernels();
     for (int t = 0; t < n; ++t) kt.add(y + int64_t(t) * l.weight.rows, l.bias.data(), y + int64_t(t) * l.weight.rows, l.weight.rows);
   }
+  if (l.lora) {  // LoRA: y += scale * B (A x), u = A x [rank]; small next to the base matmul
+    const LoraAdapter& ad = *l.lora;
+    const int64_t in = l.weight.cols, out = l.weight.rows, r = ad.rank;
+    pool.parallel_for(n, [&](int64_t t0, int64_t t1) {
+      std::vector<float> u(r);
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* xt = x + t * in;
+        for (int64_t k = 0; k < r; ++k) {
+          float s = 0;
+          for (int64_t i = 0; i < in; ++i) s += ad.a[k * in + i] * xt[i];
+          u[k] = s * ad.scale;
+        }
+        float* yt = y + t * out;
+        for (int64_t o = 0; o < out; ++o) {
+          float s = 0;
+          for (int64_t k = 0; k < r; ++k) s += ad.b[o * r + k] * u[k];
+          yt[o] += s;
+        }
+      }
+    });
+  }
 }
 
 void Decoder::attention(int layer, int n, int start, KVCache& cache, ThreadPool& pool) {

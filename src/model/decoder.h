@@ -25,6 +25,8 @@ class Decoder {
 
   const ArchitectureSpec& spec() const { return spec_; }
   const ModelWeights& weights() const { return weights_; }
+  // For attaching LoRA adapters (train/lora.h); the matrices themselves stay read-only.
+  ModelWeights& mutable_weights() { return weights_; }
   KVCache make_cache(int capacity, KVType type = KVType::F16) const;
 
   // Evaluates `tokens` at positions cache.size() ... cache.size() + n - 1, appends their keys and

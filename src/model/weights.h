@@ -23,9 +23,18 @@ enum class LoadQuantization { None, Int8, Int4, F32 };
 LoadQuantization parse_load_quantization(const std::string& text);
 GgmlType quantized_type(LoadQuantization q);
 
+// An optional LoRA adapter on a Linear (src/train/lora.h attaches them): y += scale * B (A x).
+struct LoraAdapter {
+  std::vector<float> a;  // [rank, in]
+  std::vector<float> b;  // [out, rank], in this Linear's row order
+  int rank = 0;
+  float scale = 0;
+};
+
 struct Linear {
   kernels::WeightView weight;  // [out, in]
   std::vector<float> bias;     // [out] or empty
+  std::shared_ptr<const LoraAdapter> lora;  // null unless an adapter is attached
 };
 
 // Hugging Face GPT-NeoX fuses q, k, v per head ([n_heads, 3, head_dim] output rows); GGUF
