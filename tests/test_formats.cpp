@@ -201,7 +201,7 @@ TEST(Gguf, StructuralErrors) {
   expect_error_mentioning([&] { GgufFile::from_memory(two, "dk.gguf"); }, "duplicate metadata key general.architecture");
   // Block type with a row length that is not a multiple of its block.
   GgufWriter w;
-  EXPECT_THROW(w.add_tensor("q", GgmlType::Q4_0, {33}, {}), Error);
+  EXPECT_THROW(w.add_tensor("q", GgmlType::Q4_0, {33}, std::vector<uint8_t>{}), Error);
   // Invalid bool and bad alignment values.
   auto alignment = make([](GgufWriter& w) { w.set_u32("general.alignment", 12); });
   expect_error_mentioning([&] { GgufFile::from_memory(alignment, "a.gguf"); }, "general.alignment 12");
