@@ -35,8 +35,7 @@ const KernelTable& avx2_kernel_table() {
       .mm_f32 = avx2::mm_f32, .mm_f16 = avx2::mm_f16, .mm_bf16 = avx2::mm_bf16,
       .mm_q8_0 = avx2::mm_q8_0, .mm_q4_0 = avx2::mm_q4_0, .mm_q4_1 = avx2::mm_q4_1,
       .mm_q5_0 = avx2::mm_q5_0, .mm_q5_1 = avx2::mm_q5_1,
-      // K-quants: reference kernels until they get AVX2 versions.
-      .mm_q4_k = ref::mm_q4_k, .mm_q5_k = ref::mm_q5_k, .mm_q6_k = ref::mm_q6_k,
+      .mm_q4_k = avx2::mm_q4_k, .mm_q5_k = avx2::mm_q5_k, .mm_q6_k = avx2::mm_q6_k,
       .quantize_q8a = avx2::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
       .rmsnorm = avx2::rmsnorm, .layernorm = ref::layernorm, .softmax = avx2::softmax,
       .silu_mul = avx2::silu_mul, .gelu = ref::gelu, .add = avx2::add, .rope = ref::rope,

@@ -24,6 +24,12 @@ namespace billion::kernels {
                int64_t);                                                                         \
   void mm_q5_1(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
                int64_t);                                                                         \
+  void mm_q4_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
+               int64_t);                                                                         \
+  void mm_q5_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
+               int64_t);                                                                         \
+  void mm_q6_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
+               int64_t);                                                                         \
   void quantize_q8a(const float* x, void* y, int64_t n);                                         \
   void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);                  \
   void softmax(float* x, int64_t n);                                                             \
@@ -40,12 +46,9 @@ BILLION_KERNEL_LIST(ref)
 BILLION_KERNEL_LIST(avx2)
 #undef BILLION_KERNEL_LIST
 
-// Reference-only kernels (the AVX2 table reuses them: K-quant matmuls, and ops that are a
+// Reference-only kernels (the AVX2 table reuses them: the Q8K quantizer, and ops that are a
 // negligible share of a forward pass).
 namespace ref {
-void mm_q4_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
-void mm_q5_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
-void mm_q6_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void quantize_q8k(const float* x, void* y, int64_t n);
 void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
 void gelu(const float* x, float* y, int64_t n);

@@ -18,7 +18,7 @@ namespace billion::kernels::avx2 {
 namespace {
 
 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
@@ -51,46 +51,45 @@ inline __m256i dot_u8_s8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-// Weight block decoders. `bytes` gives the 32 quants as bytes (unsigned, except Q8_0), `offset`
-// the constant subtracted from them (Q4_0: 8, Q5_0: 16), `has_min` whether a + m·sum(a) term
-// follows.
+// Weight block decoders. `bytes` gives the 32 quants as bytes: signed values (Q8_0, and Q4_0/Q5_0
+// with their offset 8/16 subtracted per byte, as ggml's vec_dot does, so every lane holds the
+// same integer as ggml's) or unsigned ones (Q4_1/Q5_1, whose minimum term m·s_a follows apart).
 struct Q4_0 {
   using Block = BlockQ4_0;
-  static constexpr int offset = 8;
-  static constexpr bool has_min = false, is_signed = false;
-  static __m256i bytes(const Block& b) { return unpack_nibbles(b.qs); }
+  static constexpr bool has_min = false, is_signed = true;
+  static __m256i bytes(const Block& b) { return _mm256_sub_epi8(unpack_nibbles(b.qs), _mm256_set1_epi8(8)); }
   static float min(const Block&) { return 0.0f; }
 };
 struct Q4_1 {
   using Block = BlockQ4_1;
-  static constexpr int offset = 0;
   static constexpr bool has_min = true, is_signed = false;
   static __m256i bytes(const Block& b) { return unpack_nibbles(b.qs); }
   static float min(const Block& b) { return h2f(b.m); }
 };
 struct Q5_0 {
   using Block = BlockQ5_0;
-  static constexpr int offset = 16;
-  static constexpr bool has_min = false, is_signed = false;
-  static __m256i bytes(const Block& b) { return _mm256_or_si256(unpack_nibbles(b.qs), fifth_bits(b.qh)); }
+  static constexpr bool has_min = false, is_signed = true;
+  static __m256i bytes(const Block& b) {
+    return _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(b.qs), fifth_bits(b.qh)), _mm256_set1_epi8(16));
+  }
   static float min(const Block&) { return 0.0f; }
 };
 struct Q5_1 {
   using Block = BlockQ5_1;
-  static constexpr int offset = 0;
   static constexpr bool has_min = true, is_signed = false;
   static __m256i bytes(const Block& b) { return _mm256_or_si256(unpack_nibbles(b.qs), fifth_bits(b.qh)); }
   static float min(const Block& b) { return h2f(b.m); }
 };
 struct Q8_0 {
   using Block = BlockQ8_0;
-  static constexpr int offset = 0;
   static constexpr bool has_min = false, is_signed = true;
   static __m256i bytes(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
   static float min(const Block&) { return 0.0f; }
 };
 
-// R rows × T tokens of a 32-element format against Q8A activations.
+// R rows × T tokens of a 32-element format against Q8A activations. Per (row, token) this is
+// ggml's AVX2 vec_dot: 8 int32 lanes per block, acc += (d_w·d_a) · lanes, then the 8-lane sum,
+// plus the separately summed minimum terms for Q4_1/Q5_1.
 template <typename F, int R, int T>
 inline void micro_q(const uint8_t* w, size_t wrb, const uint8_t* act, size_t arb, float* y,
                     int64_t ys, int64_t nb) {
@@ -107,27 +106,24 @@ inline void micro_q(const uint8_t* w, size_t wrb, const uint8_t* act, size_t arb
       acc_min[r][t] = 0.0f;
     }
   for (int64_t i = 0; i < nb; ++i) {
-    __m256i wq[R];
+    __m256i wq[R], wabs[R];
     float dw[R];
     for (int r = 0; r < R; ++r) {
       wq[r] = F::bytes(wb[r][i]);
+      if constexpr (F::is_signed) wabs[r] = _mm256_sign_epi8(wq[r], wq[r]);
       dw[r] = h2f(wb[r][i].d);
     }
     for (int t = 0; t < T; ++t) {
       const BlockQ8A& a = ab[t][i];
       const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
-      // The offset term -offset*sum(a) goes into lane 0 so it joins the same integer sum.
-      const __m256i bias = _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, F::offset * a.sum);
       for (int r = 0; r < R; ++r) {
         __m256i p;
         if constexpr (F::is_signed)  // signed × signed as |w| × (a with w's sign)
-          p = dot_u8_s8(_mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(aq, wq[r]));
+          p = dot_u8_s8(wabs[r], _mm256_sign_epi8(aq, wq[r]));
         else
           p = dot_u8_s8(wq[r], aq);
-        if constexpr (F::offset != 0) p = _mm256_sub_epi32(p, bias);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * a.d), acc[r][t]);
-        if constexpr (F::has_min)
-          acc_min[r][t] += (F::min(wb[r][i]) * a.d) * static_cast<float>(a.sum);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * a.d), _mm256_cvtepi32_ps(p), acc[r][t]);
+        if constexpr (F::has_min) acc_min[r][t] += F::min(wb[r][i]) * a.s;
       }
     }
     if (i + 4 < nb)  // a few blocks ahead of the stream: hides DRAM latency for decode
@@ -244,7 +240,8 @@ BILLION_MM(mm_q5_1, mm_quant<Q5_1>)
 #undef BILLION_MM
 
 // Same bytes as quantize_row_q8a_ref: the same float max, scale and product, and
-// _mm256_cvtps_epi32 rounds to nearest even under the default MXCSR, like nearbyint.
+// _mm256_cvtps_epi32 rounds to nearest even under the default MXCSR, like nearbyint; the two
+// scales are rounded through fp16 with F16C (nearest even, as f32_to_f16).
 void quantize_q8a(const float* x, void* out, int64_t n) {
   auto* y = static_cast<BlockQ8A*>(out);
   const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -260,7 +257,7 @@ void quantize_q8a(const float* x, void* out, int64_t n) {
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     const float amax = _mm_cvtss_f32(m4);
     const float d = amax / 127.0f;
-    const __m256 id = _mm256_set1_ps(d != 0.0f ? 127.0f / amax : 0.0f);
+    const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
     __m256i q[4];
     for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
     // Sum of the 32 quants (exact in int32).
@@ -274,8 +271,8 @@ void quantize_q8a(const float* x, void* out, int64_t n) {
     __m256i b = _mm256_packs_epi16(q01, q23);
     b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs), b);
-    y[i].d = d;
-    y[i].sum = _mm_cvtsi128_si32(s4);
+    y[i].d = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+    y[i].s = _cvtsh_ss(_cvtss_sh(d * static_cast<float>(_mm_cvtsi128_si32(s4)), _MM_FROUND_TO_NEAREST_INT));
   }
 }
 

@@ -1,6 +1,7 @@
 // Scalar reference matmul tiles, one per weight type: the definition the AVX2 tiles are tested
 // against. One dot product per (row, token), summed left to right. For quantized types the
 // per-block dot product is an exact integer; only the float accumulation across blocks rounds.
+// Each block's term is (d_w · d_a) · float(integer dot), the product order of ggml's vec_dot.
 #include <cstring>
 #include <type_traits>
 
@@ -78,7 +79,7 @@ void mm_q8_0(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t a
   });
 }
 
-// Q4_0: sum_j (u_j - 8) a_j = sum_j u_j a_j - 8 sum_j a_j, the second term precomputed.
+// Q4_0: sum_j (u_j - 8) a_j, as ggml subtracts the offset per element.
 void mm_q4_0(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
              float* y, int64_t ys, int64_t cols) {
   for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
@@ -87,14 +88,15 @@ void mm_q4_0(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t a
     float sum = 0.0f;
     for (int64_t i = 0; i < cols / kQK; ++i) {
       int dot = 0;
-      for (int j = 0; j < kQK; ++j) dot += nibble(b[i].qs, j) * a[i].qs[j];
-      sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot - 8 * a[i].sum);
+      for (int j = 0; j < kQK; ++j) dot += (nibble(b[i].qs, j) - 8) * a[i].qs[j];
+      sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot);
     }
     return sum;
   });
 }
 
-// Q4_1: sum_j (d u_j + m) a_j = d sum_j u_j a_j + m sum_j a_j.
+// Q4_1: sum_j (d u_j + m) d_a a_j = d d_a sum_j u_j a_j + m s_a, with s_a = fp16(d_a sum_j a_j)
+// as ggml's block_q8_1 carries it; the min terms are summed apart and added last, as ggml does.
 void mm_q4_1(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
              float* y, int64_t ys, int64_t cols) {
   for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
@@ -105,7 +107,7 @@ void mm_q4_1(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t a
       int dot = 0;
       for (int j = 0; j < kQK; ++j) dot += nibble(b[i].qs, j) * a[i].qs[j];
       sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot);
-      sum_min += (billion::f16_to_f32(b[i].m) * a[i].d) * static_cast<float>(a[i].sum);
+      sum_min += billion::f16_to_f32(b[i].m) * a[i].s;  // m·d_a·sum(q_a), ggml's fp16 s
     }
     return sum + sum_min;
   });
@@ -119,8 +121,8 @@ void mm_q5_0(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t a
     float sum = 0.0f;
     for (int64_t i = 0; i < cols / kQK; ++i) {
       int dot = 0;
-      for (int j = 0; j < kQK; ++j) dot += (nibble(b[i].qs, j) | fifth_bit(b[i].qh, j)) * a[i].qs[j];
-      sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot - 16 * a[i].sum);
+      for (int j = 0; j < kQK; ++j) dot += ((nibble(b[i].qs, j) | fifth_bit(b[i].qh, j)) - 16) * a[i].qs[j];
+      sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot);
     }
     return sum;
   });
@@ -136,7 +138,7 @@ void mm_q5_1(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t a
       int dot = 0;
       for (int j = 0; j < kQK; ++j) dot += (nibble(b[i].qs, j) | fifth_bit(b[i].qh, j)) * a[i].qs[j];
       sum += (billion::f16_to_f32(b[i].d) * a[i].d) * static_cast<float>(dot);
-      sum_min += (billion::f16_to_f32(b[i].m) * a[i].d) * static_cast<float>(a[i].sum);
+      sum_min += billion::f16_to_f32(b[i].m) * a[i].s;  // m·d_a·sum(q_a), ggml's fp16 s
     }
     return sum + sum_min;
   });

@@ -4,6 +4,7 @@
 // contract it into an FMA (we build with -std=c++20, where GCC's default is -ffp-contract=off).
 #include "kernels/quant.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -327,28 +328,39 @@ void quantize_row_q8a_ref(const float* x, BlockQ8A* y, int64_t n) {
     float amax = 0.0f;
     for (int j = 0; j < kQK; ++j) amax = std::fmax(amax, std::fabs(x[j]));
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 127.0f / amax : 0.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int sum = 0;
     for (int j = 0; j < kQK; ++j) {
-      const int q = static_cast<int>(std::nearbyint(x[j] * id));  // ties to even (default mode)
+      // ggml's AVX2 quantizer rounds ties to even (_mm256_round_ps), not away as its roundf ref.
+      const int q = static_cast<int>(std::nearbyint(x[j] * id));
       y[i].qs[j] = static_cast<int8_t>(q);
       sum += q;
     }
-    y[i].d = d;
-    y[i].sum = sum;
+    // Both scales as ggml stores them: fp16, s from the fp32 d (not the rounded one).
+    y[i].d = f16_to_f32(f32_to_f16(d));
+    y[i].s = f16_to_f32(f32_to_f16(d * static_cast<float>(sum)));
   }
 }
 
 void quantize_row_q8k_ref(const float* x, BlockQ8K* y, int64_t n) {
   for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
-    float amax = 0.0f;
-    for (int j = 0; j < kQKK; ++j) amax = std::fmax(amax, std::fabs(x[j]));
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    y[i].d = amax / 127.0f;
+    // The signed element of largest magnitude (the first one on ties), as ggml picks it.
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < kQKK; ++j)
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    if (amax == 0.0f) {
+      y[i] = BlockQ8K{};
+      continue;
+    }
+    const float iscale = -127.0f / max;
+    y[i].d = 1.0f / iscale;
     for (int g = 0; g < kQKK / 16; ++g) {
       int sum = 0;
       for (int j = g * 16; j < g * 16 + 16; ++j) {
-        const int q = static_cast<int>(std::nearbyint(x[j] * id));
+        const int q = std::min(127, static_cast<int>(std::nearbyint(iscale * x[j])));
         y[i].qs[j] = static_cast<int8_t>(q);
         sum += q;
       }

@@ -26,12 +26,17 @@ struct BlockQ5_1 { uint16_t d; uint16_t m; uint8_t qh[4]; uint8_t qs[16]; };  //
 struct BlockQ4_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qs[128]; };
 struct BlockQ5_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
 struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
-// Activations for the K-quant dot products (ggml's block_q8_K): bsums[i] = sum of qs[16i..16i+15].
+// Activations for the K-quant dot products: ggml's block_q8_K, with the values ggml's
+// quantize_row_q8_K writes. bsums[i] = sum of qs[16i..16i+15]. d may be negative: ggml scales by
+// -127/x_max with x_max the (signed) element of largest magnitude.
 struct BlockQ8K { float d; int8_t qs[256]; int16_t bsums[16]; };
-// Activations for the 32-element formats. Ours, never in a file: an fp32 scale (no fp16
-// rounding of the activation scale) and sum = sum(qs), which turns the offset/minimum terms of
-// Q4_0/Q4_1/Q5_0/Q5_1 into one term per block instead of a per-element subtraction.
-struct BlockQ8A { float d; int32_t sum; int8_t qs[32]; };
+// Activations for the 32-element formats. Never in a file: it carries the values of ggml's
+// block_q8_0 (Q8_0/Q4_0/Q5_0 weights) and block_q8_1 (Q4_1/Q5_1 weights) as its AVX2
+// quantize_row_q8_0/q8_1 compute them, with the two fp16 fields widened to float so the dot
+// products need no conversion: d = fp16(max|x| / 127), qs = rint(x · 127/max|x|) from the fp32
+// reciprocal (ties to even), s = fp16(d_fp32 · sum(qs)) with the unrounded d. Matching ggml here
+// is what makes our logits agree with llama.cpp's (docs/QUANTIZATION.md, "Activations").
+struct BlockQ8A { float d; float s; int8_t qs[32]; };
 
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
@@ -56,8 +61,9 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
 
 // Activation quantizers (scalar reference; the dispatcher has vector versions that give the
-// same bytes). Scale = max|x| / 127, q = round-to-nearest-even(x / scale), so |q| <= 127 and
-// the unsigned*signed byte products of the AVX2 dot products never saturate.
+// same bytes), byte-identical to ggml's x86 quantize_row_q8_0/q8_1/q8_K (checked against
+// libggml-cpu by tests/test_quant.cpp's fixture). |q| <= 127, so the unsigned*signed byte
+// products of the AVX2 dot products never saturate.
 void quantize_row_q8a_ref(const float* x, BlockQ8A* y, int64_t n);  // n % 32 == 0
 void quantize_row_q8k_ref(const float* x, BlockQ8K* y, int64_t n);  // n % 256 == 0
 
