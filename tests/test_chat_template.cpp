@@ -217,3 +217,17 @@ TEST(ChatTemplate, UndefinedPrintsEmptyAndIsFalsy) {
 }
 
 }  // namespace
+
+// Found by fuzz_chat_template: malformed escapes and out-of-range literals are Errors, not crashes.
+TEST(ChatTemplateErrors, BadEscapesAndHugeLiteralsAreErrors) {
+  billion::ChatTemplateInput input;
+  input.source_name = "fuzzed template";
+  for (const char* source : {"{{ '\\xZZ' }}", "{{ '\\u-001' }}", "{{ '\\U00110000' }}", "{{ 99999999999999999999999 }}"}) {
+    try {
+      billion::render_chat_template(source, input);
+      ADD_FAILURE() << "accepted " << source;
+    } catch (const billion::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("fuzzed template"), std::string::npos) << e.what();
+    }
+  }
+}

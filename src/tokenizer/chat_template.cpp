@@ -304,7 +304,22 @@ class Renderer {
 
 }  // namespace jinja
 
+namespace {
+std::string render_checked(const std::string& source, const ChatTemplateInput& input);
+}
+
 std::string render_chat_template(const std::string& source, const ChatTemplateInput& input) {
+  // Templates are untrusted input: a number conversion the lexer or a filter could not do (a
+  // literal too large for int64, say) must reach the user as an Error naming the template.
+  try {
+    return render_checked(source, input);
+  } catch (const std::logic_error& e) {
+    fail(input.source_name, "cannot evaluate the template: {}", e.what());
+  }
+}
+
+namespace {
+std::string render_checked(const std::string& source, const ChatTemplateInput& input) {
   using namespace jinja;
   const NodeList tree = parse_template(source, input.source_name);
 
@@ -332,5 +347,6 @@ std::string render_chat_template(const std::string& source, const ChatTemplateIn
   renderer.run(tree, out);
   return out;
 }
+}  // namespace
 
 }  // namespace billion

@@ -225,7 +225,15 @@ class Lexer {
       k += 2;
       auto hex = [&](int n) {
         if (k + n > src_.size()) fail(where(), "truncated \\x/\\u escape in a string literal");
-        uint32_t cp = static_cast<uint32_t>(std::stoul(src_.substr(k, n), nullptr, 16));
+        // Hand-parsed: std::stoul would accept signs and spaces and throw on garbage.
+        uint32_t cp = 0;
+        for (int i = 0; i < n; ++i) {
+          char h = src_[k + i];
+          int digit = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+          if (digit < 0) fail(where(), "invalid hex digit in a \\x/\\u escape of a string literal");
+          cp = cp * 16 + static_cast<uint32_t>(digit);
+        }
+        if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) fail(where(), "escape names no Unicode character");
         k += n;
         append_utf8(t.text, cp);
       };
