@@ -78,21 +78,8 @@ class RandomGguf {
 
   void write(const std::string& path) {
     const std::string arch = spec_.family;
-    auto key = [&](const char* k) { return arch + "." + k; };
-    w_.set_string("general.architecture", arch);
+    write_spec_to_gguf(spec_, w_);
     w_.set_string("general.name", "random " + arch);
-    w_.set_u32(key("context_length"), spec_.context_length);
-    w_.set_u32(key("embedding_length"), spec_.hidden);
-    w_.set_u32(key("block_count"), spec_.n_layers);
-    w_.set_u32(key("feed_forward_length"), spec_.intermediate);
-    w_.set_u32(key("attention.head_count"), spec_.n_heads);
-    w_.set_u32(key("attention.head_count_kv"), spec_.n_kv_heads);
-    w_.set_u32(key("rope.dimension_count"), spec_.rotary_dims);
-    w_.set_f32(key("rope.freq_base"), static_cast<float>(spec_.rope_theta));
-    w_.set_u32(key("vocab_size"), spec_.vocab_size);
-    if (spec_.norm == NormKind::RMSNorm) w_.set_f32(key("attention.layer_norm_rms_epsilon"), spec_.norm_eps);
-    else w_.set_f32(key("attention.layer_norm_epsilon"), spec_.norm_eps), w_.set_bool(key("use_parallel_residual"), spec_.parallel_residual);
-    if (arch == "llama") w_.set_u32(key("attention.key_length"), spec_.head_dim), w_.set_u32(key("attention.value_length"), spec_.head_dim);
     // A byte-level tokenizer (the loader needs one): 256 byte tokens, the rest placeholders.
     auto tokens = byte_tokens();
     std::vector<int> types(spec_.vocab_size, 4);

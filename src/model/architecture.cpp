@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "formats/gguf.h"
+#include "formats/gguf_writer.h"
 
 namespace billion {
 namespace {
@@ -225,6 +226,31 @@ ArchitectureSpec spec_from_gguf(const GgufFile& gguf) {
   }
   s.validate(source);
   return s;
+}
+
+void write_spec_to_gguf(const ArchitectureSpec& spec, GgufWriter& w) {
+  const std::string& arch = spec.family;
+  auto key = [&](const char* k) { return arch + "." + k; };
+  w.set_string("general.architecture", arch);
+  w.set_u32(key("context_length"), spec.context_length);
+  w.set_u32(key("embedding_length"), spec.hidden);
+  w.set_u32(key("block_count"), spec.n_layers);
+  w.set_u32(key("feed_forward_length"), spec.intermediate);
+  w.set_u32(key("attention.head_count"), spec.n_heads);
+  w.set_u32(key("attention.head_count_kv"), spec.n_kv_heads);
+  w.set_u32(key("rope.dimension_count"), spec.rotary_dims);
+  w.set_f32(key("rope.freq_base"), static_cast<float>(spec.rope_theta));
+  w.set_u32(key("vocab_size"), spec.vocab_size);
+  if (spec.norm == NormKind::RMSNorm) {
+    w.set_f32(key("attention.layer_norm_rms_epsilon"), spec.norm_eps);
+  } else {
+    w.set_f32(key("attention.layer_norm_epsilon"), spec.norm_eps);
+    w.set_bool(key("use_parallel_residual"), spec.parallel_residual);
+  }
+  if (arch == "llama") {
+    w.set_u32(key("attention.key_length"), spec.head_dim);
+    w.set_u32(key("attention.value_length"), spec.head_dim);
+  }
 }
 
 }  // namespace billion

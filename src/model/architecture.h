@@ -11,6 +11,7 @@
 namespace billion {
 
 class GgufFile;
+class GgufWriter;
 
 enum class NormKind { RMSNorm, LayerNorm };
 enum class MlpKind { SwiGLU, GELU };  // SwiGLU: down(silu(gate(x)) * up(x)); GELU: down(gelu(up(x)))
@@ -61,5 +62,7 @@ struct ArchitectureSpec {
 ArchitectureSpec spec_from_hf_config(const nlohmann::json& config, const std::string& source);
 // From GGUF metadata (general.architecture llama, gptneox, stablelm).
 ArchitectureSpec spec_from_gguf(const GgufFile& gguf);
+// The inverse: general.architecture and the [arch].* hyper-parameter keys llama.cpp reads.
+void write_spec_to_gguf(const ArchitectureSpec& spec, GgufWriter& writer);
 
 }  // namespace billion
