@@ -67,16 +67,8 @@ void make_random(const std::map<std::string, std::string>& f) {
   const double init = config.value("initializer_range", 0.02);
 
   GgufWriter w;
-  w.set_string("general.architecture", "llama");
+  write_spec_to_gguf(s, w);
   w.set_string("general.name", "random weights, shape of " + dir);
-  w.set_u32("llama.block_count", s.n_layers);
-  w.set_u32("llama.embedding_length", s.hidden);
-  w.set_u32("llama.attention.head_count", s.n_heads);
-  w.set_u32("llama.attention.head_count_kv", s.n_kv_heads);
-  w.set_u32("llama.feed_forward_length", s.intermediate);
-  w.set_u32("llama.context_length", s.context_length);
-  w.set_f32("llama.attention.layer_norm_rms_epsilon", s.norm_eps);
-  w.set_f32("llama.rope.freq_base", static_cast<float>(s.rope_theta));
   // The real vocabulary (SentencePiece), as llama.cpp's converter writes it.
   auto sp = read_sentencepiece_model(dir + "/tokenizer.model");
   std::vector<std::string> tokens;
