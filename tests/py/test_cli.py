@@ -46,7 +46,8 @@ def test_info_on_a_model_folder_without_weights():
 
 
 def test_tokenize_matches_the_reference_ids(smollm2):
-    # Ids of HF tokenizers for SmolLM2's tokenizer.json on this text (see tests/fixtures/tokenizer).
+    # The CLI path: the GGUF-built and the tokenizer.json-built tokenizers agree; both are checked
+    # against HF tokenizers' own ids on the whole corpus in test_tokenizer_reference.
     ref = run("tokenize", "--model", f"{SHARED}/models/smollm2-135m", "--no-bos", "Hello, world! 123")
     ours = run("tokenize", "--model", smollm2, "--no-bos", "Hello, world! 123")
     assert ref.returncode == 0 and ours.returncode == 0, ref.stderr + ours.stderr
