@@ -2,20 +2,13 @@
 
 #include <filesystem>
 
-#if __has_include("hub/model_alias.h")
 #include "hub/model_alias.h"
-#define BILLION_HAVE_HUB_ALIASES 1
-#endif
 
 namespace billion::cli {
 
 std::string model_path(const std::string& model) {
   if (std::filesystem::exists(model)) return model;
-#ifdef BILLION_HAVE_HUB_ALIASES
-  return billion::resolve_model_path(model);
-#else
-  return model;  // inspect/load will report the missing path
-#endif
+  return billion::resolve_model_path(model);  // alias or org/name in the Hub cache, else a how-to Error
 }
 
 }  // namespace billion::cli
