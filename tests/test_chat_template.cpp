@@ -209,6 +209,15 @@ TEST(ChatTemplateErrors, MalformedTemplates) {
   expect_error("{% break %}", "break outside a for loop");
 }
 
+// A template can make a container refer to itself; the render must still free everything (the
+// sanitizer build's leak checker fails this test otherwise), whether it ends normally or by an error.
+TEST(ChatTemplate, ReferenceCyclesAreFreed) {
+  ChatTemplateInput in;
+  EXPECT_EQ(render_chat_template("{% set ns = namespace(n=1) %}{% set ns.me = ns %}{{ ns.me.me.n }}", in), "1");
+  EXPECT_EQ(render_chat_template("{% set ns = namespace() %}{% set ns.l = [ns] %}{{ ns.l[0].l|length }}", in), "1");
+  EXPECT_THROW(render_chat_template("{% set ns = namespace(n=0) %}{% set ns.me = ns %}{{ ns + 1 }}", in), Error);
+}
+
 TEST(ChatTemplate, UndefinedPrintsEmptyAndIsFalsy) {
   ChatTemplateInput in;
   EXPECT_EQ(render_chat_template("[{{ nothing }}]{% if nothing %}x{% endif %}{{ nothing|length }}", in), "[]0");

@@ -322,6 +322,9 @@ namespace {
 std::string render_checked(const std::string& source, const ChatTemplateInput& input) {
   using namespace jinja;
   const NodeList tree = parse_template(source, input.source_name);
+  // Declared before every Value of this render, so destroyed after them: it empties the
+  // containers that a reference cycle would otherwise keep alive.
+  ContainerArena arena;
 
   std::unordered_map<std::string, Value> globals;
   Value messages = Value::new_list();

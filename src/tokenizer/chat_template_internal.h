@@ -60,6 +60,25 @@ struct Value {
   double as_double() const { return type == Type::Float ? f : static_cast<double>(type == Type::Bool ? b : i); }
 };
 
+// Lists, dicts and functions are shared by reference, so a template can build a cycle
+// (`{% set ns.self = ns %}`) that reference counting never frees. While a ContainerArena is alive
+// on this thread, every container made is recorded, and the arena's destructor empties the ones
+// still alive, which breaks any cycle when a render ends (normally or by an error).
+class ContainerArena {
+ public:
+  ContainerArena();
+  ~ContainerArena();
+  ContainerArena(const ContainerArena&) = delete;
+  ContainerArena& operator=(const ContainerArena&) = delete;
+  static void record(const Value& v);
+
+ private:
+  std::vector<std::weak_ptr<ValueList>> lists_;
+  std::vector<std::weak_ptr<ValueDict>> dicts_;
+  std::vector<std::weak_ptr<Function>> functions_;
+  ContainerArena* outer_;
+};
+
 const char* type_name(const Value& v);
 bool truthy(const Value& v);
 // Python str() of the value (what {{ }} prints): None → "None", True → "True", lists as repr.

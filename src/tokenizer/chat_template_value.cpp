@@ -28,10 +28,37 @@ void ValueDict::set(const std::string& key, Value value) {
   items.emplace_back(key, std::move(value));
 }
 
+namespace {
+thread_local ContainerArena* current_arena = nullptr;
+}
+
+ContainerArena::ContainerArena() : outer_(current_arena) { current_arena = this; }
+
+ContainerArena::~ContainerArena() {
+  current_arena = outer_;
+  // Move the contents out before they are destroyed: destroying them may release other
+  // containers of this arena, which must not happen while we are inside their clear().
+  for (auto& weak : lists_)
+    if (auto list = weak.lock()) ValueList dropped = std::move(*list);
+  for (auto& weak : dicts_)
+    if (auto dict = weak.lock()) auto dropped = std::move(dict->items);
+  for (auto& weak : functions_)
+    if (auto fn = weak.lock()) Function dropped = std::move(*fn);
+}
+
+void ContainerArena::record(const Value& v) {
+  ContainerArena* arena = current_arena;
+  if (arena == nullptr) return;
+  if (v.list) arena->lists_.push_back(v.list);
+  if (v.dict) arena->dicts_.push_back(v.dict);
+  if (v.fn) arena->functions_.push_back(v.fn);
+}
+
 Value Value::new_list(ValueList items) {
   Value v;
   v.type = Type::List;
   v.list = std::make_shared<ValueList>(std::move(items));
+  ContainerArena::record(v);
   return v;
 }
 
@@ -39,6 +66,7 @@ Value Value::new_dict() {
   Value v;
   v.type = Type::Dict;
   v.dict = std::make_shared<ValueDict>();
+  ContainerArena::record(v);
   return v;
 }
 
@@ -46,6 +74,7 @@ Value Value::function(Function fn) {
   Value v;
   v.type = Type::Function;
   v.fn = std::make_shared<Function>(std::move(fn));
+  ContainerArena::record(v);
   return v;
 }
 
