@@ -2,6 +2,7 @@
 // on this machine; a progress line while it runs, a Markdown table at the end, and a results
 // file (results/<timestamp>.json; fields explained in results/README.md).
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include "eval/results.h"
 #include "eval/sandbox.h"
 #include "eval/speed.h"
+#include "hub/dataset_fetch.h"
 #include "hub/model_alias.h"
 
 namespace {
@@ -33,7 +35,7 @@ struct BenchOptions {
   std::string mmlu_subjects = "default";
   int limit = 0;  // 0 = task default (all MMLU questions, 20 HumanEval problems)
   int samples = 1;
-  bool no_prefix_reuse = false, quiet = false;
+  bool no_prefix_reuse = false, quiet = false, offline = false;
   std::string data, out, python;
   billion::cli::ModelFlags model_flags;
 };
@@ -67,12 +69,31 @@ std::vector<std::string> default_models() {
   return {smol};
 }
 
-// The data folder: --data, $BILLION_DATA, else ~/.cache/billion/data.
-std::string data_dir(const BenchOptions& o) {
+// The data folder: --data or $BILLION_DATA, used as they are; else the billion cache
+// ($BILLION_HOME/data, default ~/.cache/billion/data), where `managed` data sets are fetched
+// and verified on first use (src/hub/dataset_fetch.h).
+std::string data_dir(const BenchOptions& o, bool& managed) {
+  managed = false;
   if (!o.data.empty()) return o.data;
   if (const char* env = std::getenv("BILLION_DATA"); env && *env) return env;
-  const char* home = std::getenv("HOME");
-  return std::string(home ? home : "") + "/.cache/billion/data";
+  managed = true;
+  return billion::hub::default_data_dir().string();
+}
+
+// Fetches (or, offline, insists on) the data sets the chosen tasks read.
+void ensure_bench_data(const BenchOptions& o, const std::string& dir, const std::vector<std::string>& tasks) {
+  std::vector<std::string> names;
+  for (const char* t : {"mmlu", "humaneval"}) {
+    if (std::find(tasks.begin(), tasks.end(), t) != tasks.end()) names.push_back(t);
+  }
+  billion::hub::DataFetchSettings s;
+  s.data_dir = dir;
+  s.offline = o.offline;
+  s.progress_mode = o.quiet                        ? billion::hub::Progress::Mode::kQuiet
+                    : ::isatty(STDERR_FILENO) != 0 ? billion::hub::Progress::Mode::kTerminal
+                                                   : billion::hub::Progress::Mode::kPlain;
+  s.out = stderr;
+  billion::hub::ensure_datasets(names, s);
 }
 
 bool has_task(const std::vector<std::string>& tasks, const std::string& t) {
@@ -102,7 +123,9 @@ void run(const BenchOptions& o) {
   if (tasks.empty()) fail("--tasks", "no task named");
 
   // Check everything that can fail before spending minutes on a model.
-  std::string data = data_dir(o);
+  bool managed_data = false;
+  std::string data = data_dir(o, managed_data);
+  if (managed_data) ensure_bench_data(o, data, tasks);
   std::string mmlu_dir = data + "/mmlu", humaneval_file = data + "/humaneval/HumanEval.jsonl.gz";
   std::vector<std::string> subjects;
   if (has_task(tasks, "mmlu")) {
@@ -247,7 +270,9 @@ void setup(CLI::App& app) {
   cmd->add_option("--samples", o->samples, "HumanEval samples per problem (n for pass@k; >1 samples at temperature 0.8)")
       ->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_flag("--no-prefix-reuse", o->no_prefix_reuse, "Evaluate every MMLU prompt from scratch (to measure what the reuse saves)");
-  cmd->add_option("--data", o->data, "Folder with mmlu/ and humaneval/ (default $BILLION_DATA, else ~/.cache/billion/data)");
+  cmd->add_option("--data", o->data,
+                  "Folder with mmlu/ and humaneval/ (default $BILLION_DATA, else ~/.cache/billion/data, fetched on first use)");
+  cmd->add_flag("--offline", o->offline, "Never download the data sets (as HF_HUB_OFFLINE=1); see `billion data fetch`");
   cmd->add_option("--python", o->python, "Python interpreter for HumanEval programs (default python3 from PATH)");
   cmd->add_option("--out", o->out, "Results file (default results/<timestamp>.json)");
   cmd->add_flag("--quiet,-q", o->quiet, "No progress lines");

@@ -102,18 +102,19 @@ struct FileJob {
   RepoCache cache;
 };
 
-// Streams the body into blobs/<etag>.incomplete, resuming and retrying; returns when the file
-// holds exactly `size` bytes whose sha256 (for LFS etags) is verified.
-void fetch_blob(const FileJob& job, const FileMetadata& meta) {
-  const HubConfig& config = *job.config;
-  const std::string& name = job.file->entry.path;
-  const std::string what = job.plan->repo_id + ": " + name;
-  fs::path part = job.cache.incomplete(meta.etag);
+}  // namespace
+
+// Streams the body into `part` (blobs/<etag>.incomplete for the Hub), resuming and retrying;
+// the file becomes `final_path` only once it holds exactly `size` bytes of the right sha256.
+void fetch_resumable(const HubConfig& config, const ResumableFetch& fetch, Progress& progress) {
+  const std::string& name = fetch.label;
+  const std::string& what = fetch.what;
+  const fs::path& part = fetch.part;
   FileDescriptor fd(::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
   if (fd.get() < 0) throw Error(part.string() + ": cannot open for writing: " + std::strerror(errno));
   off_t end = ::lseek(fd.get(), 0, SEEK_END);
   uint64_t offset = end > 0 ? static_cast<uint64_t>(end) : 0;
-  const uint64_t size = meta.size;
+  const uint64_t size = fetch.size;
   auto restart = [&] {
     if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) != 0) {
       throw Error(part.string() + ": cannot truncate: " + std::strerror(errno));
@@ -122,10 +123,10 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
   };
   if (offset > size) restart();  // longer than the file can be: not ours to trust
 
-  const bool verify = is_sha256_hex(meta.etag);
+  const bool verify = !fetch.sha256.empty();
   Sha256 hash;
   if (verify && offset > 0) sha256_update_from_file(hash, part, offset);
-  int id = job.progress->file_started(name, size, offset);
+  int id = progress.file_started(name, size, offset);
 
   int failures = 0;
   int attempts = 0;
@@ -138,8 +139,8 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
     double retry_after = 0;
     try {
       HttpRequest req;
-      req.url = meta.location;
-      req.headers = hub_headers(config, meta.location);  // no token for another host (CDN)
+      req.url = fetch.url;
+      req.headers = fetch.headers;  // hub_headers(): no token for another host (CDN)
       req.follow_redirects = true;
       req.range_start = offset;
       req.timeouts = config.download_timeouts;
@@ -150,7 +151,7 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
           uint64_t expected = status == 206 ? size - offset : size;
           if (it != headers.end() && std::strtoull(it->second.c_str(), nullptr, 10) != expected) {
             bad_length = "the server announced a body of " + it->second + " bytes where " + std::to_string(expected) +
-                         " were expected (file size " + std::to_string(size) + " from the Hub)";
+                         " were expected (file size " + std::to_string(size) + " " + fetch.size_source + ")";
           }
         }
         if (status == 206) {
@@ -169,7 +170,7 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
           if (offset > 0) {
             restart();
             hash.reset();
-            job.progress->file_progress(id, 0);
+            progress.file_progress(id, 0);
           }
           return true;
         }
@@ -193,7 +194,7 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
         }
         if (verify) hash.update(data, n);
         offset += n;
-        job.progress->file_progress(id, offset);
+        progress.file_progress(id, offset);
         return true;
       };
       HttpResponse r = http_request(req, &sink, 64u << 10);
@@ -201,10 +202,11 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
         // Our partial file does not fit the server's idea of the file: start again from zero.
         restart();
         hash.reset();
-        job.progress->file_progress(id, 0);
+        progress.file_progress(id, 0);
         reason = "range not satisfiable, restarting from the beginning";
       } else if (r.status != 200 && r.status != 206) {
-        throw_http_error(config, r, job.plan->repo_id, job.plan->commit, name);
+        if (fetch.throw_http_error) fetch.throw_http_error(r);
+        throw Error(what + ": unexpected HTTP " + std::to_string(r.status), exit_code::kNetwork);
       } else if (offset < size) {
         reason = "the connection ended after " + format_bytes(offset) + " of " + format_bytes(size);
       }
@@ -212,7 +214,7 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
       if (!write_error.empty()) throw Error(part.string() + ": write failed: " + write_error);
       if (!bad_length.empty()) {
         std::string text = redact(what + ": " + bad_length, config);
-        job.progress->file_failed(id, text);
+        progress.file_failed(id, text);
         throw Error(text, exit_code::kNetwork);
       }
       if (overflow) {
@@ -225,12 +227,12 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
       if (bad_range) {
         restart();
         hash.reset();
-        job.progress->file_progress(id, 0);
+        progress.file_progress(id, 0);
         reason = "the server answered a different byte range, restarting from the beginning";
       } else {
         if (!e.transient()) {
           std::string text = redact(what + ": " + e.what(), config);
-          job.progress->file_failed(id, text);
+          progress.file_failed(id, text);
           throw Error(text, e.exit_code());
         }
         reason = e.what();
@@ -239,7 +241,7 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
       reason = e.what();
       retry_after = e.retry_after_s();
     } catch (const Error& e) {
-      if (!is_repo_wide(e.exit_code())) job.progress->file_failed(id, e.what());
+      if (!is_repo_wide(e.exit_code())) progress.file_failed(id, e.what());
       throw;
     }
     if (offset >= size && reason.empty()) break;
@@ -251,11 +253,11 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
       std::string text = redact(what + ": " + reason + " (gave up after " + std::to_string(attempts) +
                                     " attempts; run the command again to resume from " + format_bytes(offset) + ")",
                                 config);
-      job.progress->file_failed(id, text);
+      progress.file_failed(id, text);
       throw Error(text, exit_code::kNetwork);
     }
     int delay = backoff_delay_ms(config, failures - 1, retry_after);
-    job.progress->message(redact(what + ": " + reason + "; retrying in " + std::to_string(delay) + " ms", config));
+    progress.message(redact(what + ": " + reason + "; retrying in " + std::to_string(delay) + " ms", config));
     std::this_thread::sleep_for(std::chrono::milliseconds(delay));
   }
 
@@ -266,25 +268,43 @@ void fetch_blob(const FileJob& job, const FileMetadata& meta) {
     fs::remove(part);
     std::string text = what + ": size mismatch: expected " + std::to_string(size) + " bytes, got " + std::to_string(on_disk) +
                        "; the partial file was deleted";
-    job.progress->file_failed(id, text);
+    progress.file_failed(id, text);
     throw Error(text, exit_code::kIntegrity);
   }
   std::string note;
   if (verify) {
     std::string digest = hash.hex_digest();
-    std::string expected = meta.etag;
+    std::string expected = fetch.sha256;
     std::transform(expected.begin(), expected.end(), expected.begin(), ::tolower);
     if (digest != expected) {
       fs::remove(part);
       std::string text = what + ": sha256 mismatch: expected " + expected + ", got " + digest +
                          " (corrupted in transit or on the server); the partial file was deleted, run the command again";
-      job.progress->file_failed(id, text);
+      progress.file_failed(id, text);
       throw Error(text, exit_code::kIntegrity);
     }
     note = "sha256 ok";
   }
-  fs::rename(part, job.cache.blob(meta.etag));
-  job.progress->file_finished(id, note);
+  fs::rename(part, fetch.final_path);
+  progress.file_finished(id, note);
+}
+
+namespace {
+
+void fetch_blob(const FileJob& job, const FileMetadata& meta) {
+  ResumableFetch fetch;
+  fetch.label = job.file->entry.path;
+  fetch.what = job.plan->repo_id + ": " + fetch.label;
+  fetch.url = meta.location;
+  fetch.headers = hub_headers(*job.config, meta.location);
+  fetch.size = meta.size;
+  if (is_sha256_hex(meta.etag)) fetch.sha256 = meta.etag;  // LFS: the etag is the content's sha256
+  fetch.part = job.cache.incomplete(meta.etag);
+  fetch.final_path = job.cache.blob(meta.etag);
+  fetch.throw_http_error = [&](const HttpResponse& r) {
+    throw_http_error(*job.config, r, job.plan->repo_id, job.plan->commit, job.file->entry.path);
+  };
+  fetch_resumable(*job.config, fetch, *job.progress);
 }
 
 void download_file(const FileJob& job) {

@@ -6,7 +6,9 @@ It serves small generated repositories the way the Hub does, as far as downloade
   HEAD/GET /<repo>/resolve/<rev>/<path>         small files: 200 + ETag (git blob sha1);
                                                 LFS files: 302 to /cdn/<sha256> + X-Linked-Etag/Size
   HEAD/GET /cdn/<sha256>                        the "CDN": content with Range support
-plus X-Repo-Commit, X-Error-Code/X-Error-Message for missing and gated repos (401/403/404).
+plus X-Repo-Commit, X-Error-Code/X-Error-Message for missing and gated repos (401/403/404), and
+  HEAD/GET <path>                               plain files added with `hub.add_file(path, data)`
+                                                (the data sets' mirrors), with Range support
 
 Faults are injected per file path with `hub.fault(path, ...)` so tests can drop connections,
 throttle, corrupt bodies, answer 500, ignore Range, loop redirects or lie about Content-Length.
@@ -61,6 +63,7 @@ class FakeHub:
         self.api_faults = {}  # repo_id -> "malformed_json"
         self.valid_tokens = set()
         self.log = []
+        self.static = {}  # URL path -> bytes: plain files outside the Hub's protocol
         self.lock = threading.Lock()
         self.page_size = page_size
         hub = self
@@ -98,6 +101,11 @@ class FakeHub:
     def add_repo(self, repo):
         self.repos[repo.repo_id] = repo
         return repo
+
+    def add_file(self, path, data):
+        """Serves `data` at the URL path (e.g. "/hendrycks/data.tar"); faults are keyed by that path."""
+        self.static[path] = data
+        return self.url + path
 
     def fault(self, path, **settings):
         with self.lock:
@@ -181,6 +189,8 @@ class FakeHub:
                 return self._cdn(h, parts[1], query, head)
             if len(parts) >= 5 and parts[2] == "resolve":
                 return self._resolve(h, parts, head)
+            if path in self.static:
+                return self._serve_bytes(h, path, self.static[path], {}, head)
             self._send(h, 404, {}, b"not found", head)
         except (BrokenPipeError, ConnectionResetError):
             pass
