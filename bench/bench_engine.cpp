@@ -3,6 +3,12 @@
 // then N runs (default 5), mean ± std of tokens/s, and peak memory (getrusage ru_maxrss and
 // /proc/self/status VmHWM). Prints a Markdown table and writes JSON (--out).
 //
+// Memory bound (issue #3): weights are mapped, not copied, so peak resident memory (VmHWM) must
+// stay under file size + KV cache + 50 MB (10^6 bytes), the KV cache being the largest one the
+// run allocates (max(prompt, gen + 1) positions, K and V, of --kv's type). A line under the table
+// and the JSON's "memory_bound" say whether it holds. With --random-shape the bound also has to
+// cover the GGUF writer's buffers (one tensor at a time), so it is only meaningful for real files.
+//
 // --random-shape CONFIG.json --type f16|q8_0|q4_0|q4_k writes a GGUF with random weights and
 // the exact tensor shapes of a Hugging Face config (Llama, GPT-NeoX, StableLM) through the
 // streaming GgufWriter, then benchmarks it: speed does not depend on the values, so no
@@ -290,6 +296,14 @@ int main(int argc, char** argv) {
     struct rusage usage {};
     getrusage(RUSAGE_SELF, &usage);
     uint64_t maxrss_kib = usage.ru_maxrss, hwm_kib = vm_hwm_kib();
+    // The largest cache of the run: [2 (K, V), layers, positions, kv_dim] elements.
+    const auto& arch = model->spec();
+    const int kv_positions = std::max(prompt, gen + 1);
+    const uint64_t kv_bytes = 2ull * uint64_t(arch.n_layers) * uint64_t(kv_positions) * uint64_t(arch.n_kv_heads) * uint64_t(arch.head_dim) *
+                              (kv == KVType::F16 ? 2u : 4u);
+    const uint64_t slack_bytes = 50'000'000ull, bound_bytes = model->file_bytes() + kv_bytes + slack_bytes;
+    const uint64_t peak_bytes = std::max(hwm_kib, maxrss_kib) * 1024ull;
+    const bool bound_holds = peak_bytes <= bound_bytes;
 
     std::printf("| model | params | weights MB | threads | test | tokens/s |\n|---|---|---|---|---|---|\n");
     const double n_params = static_cast<double>(model->spec().parameter_count());
@@ -299,12 +313,17 @@ int main(int argc, char** argv) {
     std::printf("| %s | %s | %.1f | %d | tg%d | %.2f ± %.2f |\n", label.c_str(), params.c_str(), mb, pool.size(), gen, sd.mean, sd.std);
     std::printf("\npeak RSS: ru_maxrss %.1f MiB, VmHWM %.1f MiB; %d runs after 1 warm-up, KV %s\n", maxrss_kib / 1024.0,
                 hwm_kib / 1024.0, runs, kv_name.c_str());
+    std::printf("memory bound: peak %.1f MB <= file %.1f MB + KV %.1f MB (%d positions) + 50 MB = %.1f MB: %s\n", peak_bytes / 1e6,
+                model->file_bytes() / 1e6, kv_bytes / 1e6, kv_positions, bound_bytes / 1e6, bound_holds ? "holds" : "EXCEEDED");
     nlohmann::json j = {{"model", label},           {"path", random_config.empty() ? model_path : random_config},
                         {"format", model->format()}, {"parameters", model->spec().parameter_count()},
                         {"weight_bytes", model->file_bytes()}, {"threads", pool.size()}, {"kv", kv_name}, {"runs", runs},
                         {"prefill", {{"tokens", prompt}, {"tokens_per_second_mean", sp.mean}, {"tokens_per_second_std", sp.std}, {"runs", sp.runs}}},
                         {"decode", {{"tokens", gen}, {"tokens_per_second_mean", sd.mean}, {"tokens_per_second_std", sd.std}, {"runs", sd.runs}}},
-                        {"peak_rss_mib", {{"ru_maxrss", maxrss_kib / 1024.0}, {"vm_hwm", hwm_kib / 1024.0}}}};
+                        {"peak_rss_mib", {{"ru_maxrss", maxrss_kib / 1024.0}, {"vm_hwm", hwm_kib / 1024.0}}},
+                        {"memory_bound", {{"peak_bytes", peak_bytes}, {"file_bytes", model->file_bytes()}, {"kv_bytes", kv_bytes},
+                                          {"kv_positions", kv_positions}, {"slack_bytes", slack_bytes}, {"bound_bytes", bound_bytes},
+                                          {"holds", bound_holds}}}};
     std::ofstream(out) << j.dump(2) << "\n";
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_engine: %s\n", e.what());

@@ -366,7 +366,9 @@ GgmlType parse_quantize_type(const std::string& text) {
 }
 
 QuantizeFileReport quantize_model_file(const std::string& input, const std::string& output, const QuantizeFileOptions& options) {
-  if (options.type != GgmlType::Q8_0 && options.type != GgmlType::Q4_0 && options.type != GgmlType::Q4_1 && options.type != GgmlType::F16)
+  // F32 (library only, not a CLI --type): a dequantized float reference, e.g. for bench_quant_quality.
+  if (options.type != GgmlType::Q8_0 && options.type != GgmlType::Q4_0 && options.type != GgmlType::Q4_1 && options.type != GgmlType::F16 &&
+      options.type != GgmlType::F32)
     fail(output, "cannot write weight type {} (q8_0, q4_0, q4_1 or f16)", ggml_type_name(options.type));
   if (!fs::exists(input)) fail(input, "no such file or folder");
   if (fs::exists(output) && fs::equivalent(input, output)) fail(output, "the output would overwrite the input");

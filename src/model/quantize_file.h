@@ -14,7 +14,7 @@
 namespace billion {
 
 struct QuantizeFileOptions {
-  GgmlType type = GgmlType::Q8_0;  // F16, Q8_0, Q4_0 or Q4_1
+  GgmlType type = GgmlType::Q8_0;  // F16, Q8_0, Q4_0 or Q4_1 (F32 too: a float reference file)
   int threads = 0;                 // 0 = all cores
   std::string pre_tokenizer;       // HF input: tokenizer.ggml.pre (empty: "default")
 };

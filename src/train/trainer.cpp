@@ -210,6 +210,8 @@ void run_finetune(Model& model, const FinetuneOptions& o) {
     global_step = state.at("global_step").get<int64_t>();
     eval_before = state.value("eval_loss_before", -1.0);
     tm = std::make_unique<TrainingModel<float>>(base, set, o.recompute, o.seed);
+    // Every epoch trains exactly micro_per_epoch micro-batches: continue the dropout masks there.
+    tm->set_training_batches(uint64_t(start_epoch) * uint64_t(micro_per_epoch));
     adam = std::make_unique<AdamW>(tm->params(), ac);
     load_optimizer((fs::path(resumed_from) / "optimizer.safetensors").string(), *adam);
     std::fprintf(stderr, "resuming from %s (epoch %d done, step %lld)\n", resumed_from.c_str(), start_epoch, (long long)global_step);

@@ -334,7 +334,7 @@ double TrainingModel<T>::run(const PackedBatch& batch, double loss_scale, bool b
   if (n == 0) return 0.0;
   if (batch.targets.size() != batch.tokens.size() || batch.starts.empty() || batch.starts[0] != 0)
     throw Error("training batch: tokens, targets and sequence starts do not agree");
-  ++counter_;
+  if (training_) ++counter_;  // only training passes advance the dropout stream (see training_batches())
   seg_ = batch.starts;
   seg_.push_back(n);
   // Rotary tables: position restarts at every sequence.

@@ -81,6 +81,11 @@ class TrainingModel {
   double run(const PackedBatch& batch, double loss_scale, bool backward, ThreadPool& pool);
 
   void set_training(bool on) { training_ = on; }  // dropout only while training
+  // Training passes run so far (evaluation passes do not count). Dropout masks are drawn from
+  // (seed, this count, layer, projection), so a run resumed from a checkpoint sets it to the
+  // number of micro-batches already trained and continues the uninterrupted run's masks.
+  uint64_t training_batches() const { return counter_; }
+  void set_training_batches(uint64_t n) { counter_ = n; }
   void zero_grad();
   std::vector<LoraParams<T>>& params() { return params_; }
   const std::vector<LoraParams<T>>& params() const { return params_; }
