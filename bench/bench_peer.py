@@ -3,7 +3,7 @@
 
     /root/.cache/billion/refenv/bin/python bench/bench_peer.py --build build \\
         [--rows smollm2-q4_1,tinyllama-q4_0,...] [--runs 5] [--tests pp512,tg128,pp64,tg128@d512] \\
-        [--json bench-peer.json]
+        [--kernels auto | avx2,avx512] [--json bench-peer.json]
 
 llama.cpp is llama-cpp-python 0.3.36 (built from source with native flags), its shared library
 timed through its C API (llama_decode on llama_batch_get_one, as llama-bench does): ppN
@@ -11,7 +11,9 @@ evaluates N random tokens in one batch on a fresh context, tgN decodes N random 
 time from an empty context, tgN@dD the same after a D-token prefill (untimed). Ours is
 bench/bench_peer.cpp, the same tests through Decoder::forward. Each engine runs in its own
 process (so peak RSS is its own); the engines alternate per row (llama.cpp first on even rows),
-each does one warm-up per test then --runs timed runs; 2 threads each.
+each does one warm-up per test then --runs timed runs; 2 threads each. --kernels runs ours once
+per listed kernel table (BILLION_KERNELS: auto, scalar, avx2, avx512) in the same alternation, so
+a kernel change is measured before and after against the same llama.cpp runs.
 
 Every row also reports decode's achieved bandwidth (weight bytes read per token × tok/s) as a
 fraction of the read bandwidth measured by bench_probe in the same invocation, and prefill's
@@ -165,9 +167,9 @@ def parse_test(name):
     return "tg", int(n), int(d or 0)
 
 
-def run_json(cmd):
+def run_json(cmd, env=None):
     """Runs one engine's worker; keeps its result lines, drops llama.cpp's load log."""
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     for line in res.stderr.splitlines():
         if line.startswith(("llama.cpp ", "ours ")) or res.returncode != 0:
             print("  " + line, file=sys.stderr, flush=True)
@@ -183,6 +185,7 @@ def main():
     ap.add_argument("--tests", default="pp512,tg128,pp64,tg128@d512")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--kernels", default="auto", help="comma-separated BILLION_KERNELS values for ours (auto, avx2, avx512, scalar)")
     ap.add_argument("--json")
     ap.add_argument("--llama-worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -200,7 +203,7 @@ def main():
             "ggml_commit": base.ggml_commit().decode(),
             "llama_system_info": llama_cpp.llama_print_system_info().decode().strip(),
             "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
-            "threads": args.threads, "runs": args.runs, "tests": tests}
+            "threads": args.threads, "runs": args.runs, "tests": tests, "kernels": args.kernels.split(",")}
     probe_file = pathlib.Path("/tmp") / f"bench_peer_probe_{os.getpid()}.json"
     subprocess.run([prog(build, "bench_probe"), "--threads", str(args.threads), "--out", str(probe_file)], check=True,
                    stdout=subprocess.DEVNULL)
@@ -223,31 +226,38 @@ def main():
                      "--runs", str(args.runs), "--threads", str(args.threads)]
         ours_cmd = [prog(build, "bench_peer"), str(path), "--tests", args.tests, "--runs", str(args.runs),
                     "--threads", str(args.threads)] + (["--quantize", quant] if quant else [])
+        # llama.cpp first on even rows, last on odd ones; ours once per kernel table between.
+        kernel_sets = args.kernels.split(",")
+        ours = {}
         if i % 2 == 0:
-            lc, ours = run_json(llama_cmd), run_json(ours_cmd)
-        else:
-            ours, lc = run_json(ours_cmd), run_json(llama_cmd)
-        row = {"row": name, "file": str(path), "llama_cpp_file": str(llama_path), "file_mb": path.stat().st_size / 1e6, "read_bytes_per_token": read_bytes,
-               "matmul_flops_per_token": flops, "load_avg_start": load, "load_avg_end": os.getloadavg()[0],
-               "llama_cpp": lc, "ours": ours}
-        rows.append(row)
-        print_row(row, tests, bw, peak, header=(i == 0))
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps({"info": info, "rows": rows}, indent=1) + "\n")
+            lc = run_json(llama_cmd)
+        for ks in kernel_sets:
+            ours[ks] = run_json(ours_cmd, env=dict(os.environ, BILLION_KERNELS=ks))
+        if i % 2 == 1:
+            lc = run_json(llama_cmd)
+        for ks in kernel_sets:
+            row = {"row": name, "file": str(path), "llama_cpp_file": str(llama_path), "file_mb": path.stat().st_size / 1e6,
+                   "read_bytes_per_token": read_bytes, "matmul_flops_per_token": flops, "load_avg_start": load,
+                   "load_avg_end": os.getloadavg()[0], "billion_kernels": ks, "llama_cpp": lc, "ours": ours[ks]}
+            rows.append(row)
+            print_row(row, tests, bw, peak, header=(len(rows) == 1))
+        if args.json:  # after every row, so a long run cut short keeps what it measured
+            pathlib.Path(args.json).write_text(json.dumps({"info": info, "rows": rows}, indent=1) + "\n")
 
 
 def print_row(row, tests, bw, peak, header):
     if header:
-        print("\n| row | test | llama.cpp tok/s | ours tok/s | ours/llama | llama.cpp of roof | ours of roof | load |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("\n| row | kernels | test | llama.cpp tok/s | ours tok/s | ours/llama | llama.cpp of roof | ours of roof | load |")
+        print("|---|---|---|---|---|---|---|---|---|")
+    ks = row["ours"].get("kernels", "?")  # the table ours actually ran (auto resolves to one)
     for t in tests:
         a, b = row["llama_cpp"]["tests"][t], row["ours"]["tests"][t]
         kind = parse_test(t)[0]
         # roof: decode → bytes/token × tok/s over read bandwidth; prefill → FLOP/s over FMA peak
         roof = (lambda v: v * row["read_bytes_per_token"] / bw) if kind == "tg" else (lambda v: v * row["matmul_flops_per_token"] / peak)
-        print(f"| {row['row']} | {t} | {a['mean']:.2f} ± {a['std']:.2f} | {b['mean']:.2f} ± {b['std']:.2f} | "
+        print(f"| {row['row']} | {ks} | {t} | {a['mean']:.2f} ± {a['std']:.2f} | {b['mean']:.2f} ± {b['std']:.2f} | "
               f"{b['mean'] / a['mean']:.2f} | {roof(a['mean']):.0%} | {roof(b['mean']):.0%} | {row['load_avg_start']:.1f} |")
-    print(f"| {row['row']} | peak RSS MiB | {row['llama_cpp']['peak_rss_mib']:.0f} | {row['ours']['peak_rss_mib']:.0f} | "
+    print(f"| {row['row']} | {ks} | peak RSS MiB | {row['llama_cpp']['peak_rss_mib']:.0f} | {row['ours']['peak_rss_mib']:.0f} | "
           f"{row['ours']['peak_rss_mib'] / row['llama_cpp']['peak_rss_mib']:.2f} | | | |", flush=True)
 
 

@@ -119,10 +119,14 @@ int main(int argc, char** argv) {
                  std::chrono::duration<double>(Clock::now() - t0).count());
 
     std::vector<Variant> variants(4);
-    variants[0] = {"f32", "F32 (dequantized file)"};
-    variants[1] = {"int8", "Q8_0 (--quantize int8)"};
-    variants[2] = {"int4", "Q4_0 (--quantize int4)"};
-    variants[3] = {"file", "Q4_1 (the file as shipped)"};
+    variants[0].name = "f32";
+    variants[0].weights = "F32 (dequantized file)";
+    variants[1].name = "int8";
+    variants[1].weights = "Q8_0 (--quantize int8)";
+    variants[2].name = "int4";
+    variants[2].weights = "Q4_0 (--quantize int4)";
+    variants[3].name = "file";
+    variants[3].weights = "Q4_1 (the file as shipped)";
     variants[0].model = Model::load(f32_path);
     variants[1].model = Model::load(f32_path, {LoadQuantization::Int8});
     variants[2].model = Model::load(f32_path, {LoadQuantization::Int4});

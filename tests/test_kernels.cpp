@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -106,7 +107,7 @@ TEST_P(MatmulTest, EveryIsaMatchesReference) {
   auto wbytes = make_weights(type, rows, cols, 3);
   WeightView w{type, wbytes.data(), rows, cols, type_row_bytes(type, cols)};
   ThreadPool pool(2);
-  for (int64_t n_tok : {1, 3, 8}) {
+  for (int64_t n_tok : {1, 3, 7, 8}) {  // tiles of 4, 2 and 1 tokens
     auto x = gaussian(static_cast<size_t>(n_tok * cols), 5);
     std::vector<float> ref(n_tok * rows), got(n_tok * rows);
     matmul(scalar_kernel_table(), w, x.data(), ref.data(), n_tok, pool);
@@ -154,7 +155,8 @@ TEST_P(MatmulTest, ReferenceMatchesDequantizedFloat) {
   }
 }
 
-// 1 and 2 threads give bitwise identical results, and so does a tile starting at an odd row.
+// 1 and 2 threads give bitwise identical results, and so does a tile starting at an odd row or
+// a token computed on its own instead of inside a token tile.
 TEST_P(MatmulTest, DeterministicAcrossThreadsAndTiles) {
   const GgmlType type = GetParam();
   const int64_t rows = 37, cols = test_cols(type);
@@ -176,8 +178,117 @@ TEST_P(MatmulTest, DeterministicAcrossThreadsAndTiles) {
       for (int64_t t = 0; t < n_tok; ++t)
         for (int64_t r = 1; r < rows; ++r)
           ASSERT_EQ(a[t * rows + r], c[t * (rows - 1) + r - 1]) << isa_name(isa) << " row " << r;
+      std::vector<float> alone(rows);
+      for (int64_t t = 0; t < n_tok; ++t) {
+        matmul(k, w, x.data() + t * cols, alone.data(), 1, one);
+        ASSERT_EQ(0, std::memcmp(alone.data(), a.data() + t * rows, rows * 4)) << isa_name(isa) << " token " << t;
+      }
     }
   }
+}
+
+// Integer-valued inputs make every ISA's float arithmetic exact, so all must equal the reference
+// bit for bit: weight scales 1 (and small integer minimums), activation blocks whose largest
+// magnitude is 127 (so the Q8A scale is exactly 1 and the quants are the inputs) with small sums.
+// Every product and partial sum is then an integer below 2^24, exact in float in any order; what
+// is left to differ is the integer part of the kernels (offsets, nibble order, block pairing,
+// odd block counts, row and token tails), which this checks without any tolerance.
+TEST(Matmul, IntegerInputsBitIdenticalOnEveryIsa) {
+  const GgmlType types[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1};
+  const int64_t rows = 13;  // 3 tiles of 4 rows and one row alone
+  const int64_t n_tok = 7;  // token tiles of 4, 2 and 1
+  std::mt19937 rng(77);
+  ThreadPool pool(2);
+  // Block counts: 1, odd ones (a last block without a partner in a two-block register), and
+  // SmolLM2-135M's 576 columns (18 blocks). |Σ| ≤ 67·(127·127 + 31·127·20) < 2^24.
+  for (int64_t nb : {1, 2, 3, 7, 18, 67}) {
+    const int64_t cols = nb * kQK;
+    std::vector<float> x(static_cast<size_t>(n_tok * cols));
+    for (int64_t b = 0; b < n_tok * nb; ++b) {
+      float* blk = x.data() + b * kQK;
+      for (int j = 0; j < kQK; ++j) blk[j] = static_cast<float>(static_cast<int>(rng() % 41) - 20);
+      blk[rng() % kQK] = (rng() & 1) ? 127.0f : -127.0f;
+    }
+    for (GgmlType type : types) {
+      const size_t bb = type_block_bytes(type), rb = type_row_bytes(type, cols);
+      std::vector<uint8_t> wbytes(rb * rows);
+      for (auto& v : wbytes) v = static_cast<uint8_t>(rng());
+      for (size_t off = 0; off < wbytes.size(); off += bb) {
+        const uint16_t one = f32_to_f16(1.0f);
+        std::memcpy(&wbytes[off], &one, 2);
+        if (type == GgmlType::Q4_1 || type == GgmlType::Q5_1) {
+          const uint16_t m = f32_to_f16(static_cast<float>(static_cast<int>(rng() % 17) - 8));
+          std::memcpy(&wbytes[off + 2], &m, 2);
+        }
+        if (type == GgmlType::Q8_0)  // ggml's quantizer never writes -128
+          for (size_t j = 2; j < bb; ++j)
+            if (wbytes[off + j] == 0x80) wbytes[off + j] = 0x81;
+      }
+      const WeightView w{type, wbytes.data(), rows, cols, rb};
+      std::vector<float> ref(n_tok * rows), got(n_tok * rows);
+      matmul(scalar_kernel_table(), w, x.data(), ref.data(), n_tok, pool);
+      for (Isa isa : available_isas()) {
+        matmul(*kernels_for(isa), w, x.data(), got.data(), n_tok, pool);
+        for (int64_t i = 0; i < n_tok * rows; ++i)
+          ASSERT_EQ(got[i], ref[i]) << ggml_type_name(type) << " " << isa_name(isa) << " blocks " << nb
+                                    << " token " << i / rows << " row " << i % rows;
+      }
+    }
+  }
+}
+
+// The AVX-512 tiles reproduce the AVX2 tiles' float sequence exactly (and those equal ggml's
+// AVX2 vec_dot, test_quant.cpp), so on ordinary Gaussian data every result must be bit-identical
+// between the two ISAs, for any token count (token pairs, a lone token, decode's row pairs), any
+// row count and odd block counts. This is what keeps our logits equal to llama.cpp's on a CPU
+// that picks the AVX-512 table.
+TEST(Matmul, Avx512BitIdenticalToAvx2) {
+  const KernelTable* a2 = kernels_for(Isa::Avx2);
+  const KernelTable* a5 = kernels_for(Isa::Avx512);
+  if (!a2 || !a5) {
+    std::printf("[   NOTE   ] no AVX-512 VNNI on this CPU: avx512 vs avx2 identity NOT checked\n");
+    EXPECT_EQ(a5, nullptr);  // a CPU with AVX-512 but no AVX2 table would be a dispatch bug
+    return;
+  }
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1}) {
+    for (int64_t nb : {1, 3, 18, 64}) {
+      const int64_t rows = 13, cols = nb * kQK;
+      auto wbytes = make_weights(type, rows, cols, 31);
+      const WeightView w{type, wbytes.data(), rows, cols, type_row_bytes(type, cols)};
+      for (int64_t n_tok : {1, 2, 3, 8, 9, 17}) {
+        auto x = gaussian(static_cast<size_t>(n_tok * cols), 37);
+        std::vector<float> y2(n_tok * rows), y5(n_tok * rows);
+        matmul(*a2, w, x.data(), y2.data(), n_tok, pool);
+        matmul(*a5, w, x.data(), y5.data(), n_tok, pool);
+        for (int64_t i = 0; i < n_tok * rows; ++i)
+          ASSERT_EQ(y5[i], y2[i]) << ggml_type_name(type) << " blocks " << nb << " tokens " << n_tok << " token "
+                                  << i / rows << " row " << i % rows;
+      }
+    }
+  }
+}
+
+// The AVX-512 kernels are tested (by every test above that loops over available_isas()) exactly
+// when the CPU has AVX-512 F/BW/VL/DQ + VNNI; when it lacks them, say so in the output rather
+// than pass silently with fewer ISAs.
+TEST(Matmul, Avx512RunsWhenTheCpuHasIt) {
+  bool cpu_has = false;
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  cpu_has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2");
+#endif
+  const auto isas = available_isas();
+  const bool listed = std::find(isas.begin(), isas.end(), Isa::Avx512) != isas.end();
+  EXPECT_EQ(listed, cpu_has);
+  EXPECT_EQ(kernels_for(Isa::Avx512) != nullptr, cpu_has);
+  if (cpu_has)
+    std::printf("[   NOTE   ] AVX-512 VNNI present: the avx512 kernels are tested against the reference\n");
+  else
+    std::printf("[   NOTE   ] this CPU lacks AVX-512 F/BW/VL/DQ+VNNI: the avx512 kernels were NOT run "
+                "(only scalar and avx2 were tested)\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulTest, ::testing::ValuesIn(kAllTypes),
@@ -262,8 +373,34 @@ TEST_P(OpsTest, AttentionF16) {
     ref.f32_to_f16(vf.data(), vc.data(), vf.size());
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
     std::vector<float> a(n_q * head_dim), c(n_q * head_dim), scratch(n_pos);
-    ref.attention_f16(q.data(), head_dim, n_q, head_dim, kc.data(), vc.data(), kv_stride, n_pos, scale, a.data(), head_dim, scratch.data());
-    k().attention_f16(q.data(), head_dim, n_q, head_dim, kc.data(), vc.data(), kv_stride, n_pos, scale, c.data(), head_dim, scratch.data());
+    // Every ISA reproduces the reference's bits in both orders (llama.cpp parity needs it).
+    for (AttentionOrder order : {AttentionOrder::Vec, AttentionOrder::Tiled}) {
+      ref.attention_f16(q.data(), head_dim, n_q, head_dim, kc.data(), vc.data(), kv_stride, n_pos, scale, a.data(), head_dim, scratch.data(), order);
+      k().attention_f16(q.data(), head_dim, n_q, head_dim, kc.data(), vc.data(), kv_stride, n_pos, scale, c.data(), head_dim, scratch.data(), order);
+      ASSERT_EQ(0, std::memcmp(a.data(), c.data(), a.size() * sizeof(float))) << n_pos;
+    }
+    // The tiled order against the exact answer (below).
+    ref.attention_f16(q.data(), head_dim, n_q, head_dim, kc.data(), vc.data(), kv_stride, n_pos, scale, a.data(), head_dim, scratch.data(), AttentionOrder::Tiled);
+    {  // exact: double arithmetic on the f16-rounded q
+      std::vector<double> ex(n_q * head_dim);
+      for (int64_t h = 0; h < n_q; ++h) {
+        std::vector<double> sc(n_pos);
+        double mx = -1e300, sum = 0;
+        for (int64_t p = 0; p < n_pos; ++p) {
+          double d = 0;
+          for (int64_t i = 0; i < head_dim; ++i) d += double(f16_to_f32(f32_to_f16(q[h * head_dim + i]))) * f16_to_f32(kc[p * kv_stride + i]);
+          sc[p] = d * scale;
+          mx = std::max(mx, sc[p]);
+        }
+        for (auto& x : sc) sum += (x = std::exp(x - mx));
+        for (int64_t i = 0; i < head_dim; ++i) {
+          double o = 0;
+          for (int64_t p = 0; p < n_pos; ++p) o += sc[p] / sum * f16_to_f32(vc[p * kv_stride + i]);
+          ex[h * head_dim + i] = o;
+        }
+      }
+      c.assign(ex.begin(), ex.end());
+    }
     // Scores: dot of head_dim terms → abs error ε_s ≤ 2·head_dim·u·scale·Σ|q k|; probabilities
     // then carry relative error 2ε_s + (n_pos+16)u; the weighted sum adds n_pos·u; all times max|v|.
     double qk = 0, vmax = 0;
@@ -276,7 +413,8 @@ TEST_P(OpsTest, AttentionF16) {
         qk = std::max(qk, s);
       }
     const double eps_s = 2.0 * head_dim * kU * scale * qk;
-    const double tol = vmax * (2 * eps_s + (2 * n_pos + 16) * kU);
+    // ... and each probability is rounded to f16 (relative 2^-11 at most): Σ_p of it ≤ 2^-11.
+    const double tol = vmax * (2 * eps_s + (2 * n_pos + 16) * kU + std::ldexp(1.0, -11));
     for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(c[i], a[i], tol) << n_pos << " " << i;
   }
 }

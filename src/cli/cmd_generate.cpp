@@ -85,6 +85,9 @@ void run(const GenerateOptions& o) {
   }
   ThreadPool pool(o.model_flags.threads);
   auto cache = model->decoder().make_cache(capacity, o.model_flags.kv());
+  // A --messages conversation continues exactly as `billion chat` continues it with its history in
+  // the cache: both use a batch-invariant cache (kv_cache.h). A plain prompt keeps llama.cpp's bits.
+  if (from_messages) cache.set_batch_invariant(true);
   std::vector<int32_t> cached;
   GenerationOptions options;
   options.max_new_tokens = o.max_tokens;

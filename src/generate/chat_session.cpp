@@ -14,6 +14,9 @@ ChatSession::ChatSession(Model& model, int capacity, KVType kv_type, std::string
   if (!model.chat_template())
     fail(name_, "the model has no chat template, so it cannot chat; use `billion generate` for plain completion");
   cache_ = model.decoder().make_cache(capacity, kv_type);
+  // A conversation kept in the cache must answer exactly as `generate --messages` does from
+  // scratch, so every split of it into turns and steps must give the same bits (kv_cache.h).
+  cache_.set_batch_invariant(true);
   std::time_t now = std::time(nullptr);
   std::tm local{};
   localtime_r(&now, &local);

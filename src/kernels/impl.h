@@ -39,12 +39,21 @@ namespace billion::kernels {
   void f16_to_f32(const uint16_t* x, float* y, int64_t n);                                       \
   void attention_f16(const float* q, int64_t q_stride, int64_t n_q, int64_t head_dim,            \
                      const uint16_t* k, const uint16_t* v, int64_t kv_stride, int64_t n_pos,     \
-                     float scale, float* out, int64_t out_stride, float* scratch);               \
+                     float scale, float* out, int64_t out_stride, float* scratch,                \
+                     AttentionOrder order);                                                      \
   }
 
 BILLION_KERNEL_LIST(ref)
 BILLION_KERNEL_LIST(avx2)
 #undef BILLION_KERNEL_LIST
+
+// AVX-512 (F/BW/VL/DQ + VNNI) tiles for the hot 32-element formats (matmul_avx512.cpp); the
+// AVX-512 table takes every other entry from the AVX2 table.
+namespace avx512 {
+void mm_q8_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q4_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q4_1(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+}  // namespace avx512
 
 // Reference-only kernels (the AVX2 table reuses them: the Q8K quantizer, and ops that are a
 // negligible share of a forward pass).

@@ -28,7 +28,8 @@ struct WeightView {
   const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes; }
 };
 
-enum class Isa { Scalar, Avx2 };
+// Avx512 means AVX-512 F/BW/VL/DQ with VNNI (Zen 4, Ice Lake and later), on top of AVX2/FMA/F16C.
+enum class Isa { Scalar, Avx2, Avx512 };
 const char* isa_name(Isa isa);
 
 enum class RopeStyle {
@@ -46,6 +47,12 @@ using MatmulTileFn = void (*)(const uint8_t* w, size_t w_row_bytes, int64_t n_ro
                               const void* act, size_t act_row_bytes, int64_t n_tok,
                               float* y, int64_t y_stride, int64_t cols);
 
+// The summation orders of attention_f16, both ggml's (llama.cpp parity, bit for bit): Tiled is
+// its batched f16 matmul (16 lanes over head_dim for q·k and over positions for p·v, lane sums
+// in sequence, then a pairwise tree), Vec its single-row ggml_vec_dot_f16 (four such 16-lane
+// accumulators per 64 elements). llama.cpp uses Vec for a one-token step and Tiled for a batch.
+enum class AttentionOrder { Tiled, Vec };
+
 struct KernelTable {
   Isa isa = Isa::Scalar;
 
@@ -57,13 +64,15 @@ struct KernelTable {
   void (*quantize_q8a)(const float* x, void* y, int64_t n);
   void (*quantize_q8k)(const float* x, void* y, int64_t n);
 
-  // y[i] = x[i] / sqrt(mean(x²) + eps) * w[i]; x, w, y [n]; y may alias x.
+  // y[i] = x[i] / sqrt(mean(x²) + eps) * w[i]; x, w, y [n]; y may alias x. ggml's order: float
+  // squares summed in double, mean rounded to float, 1/sqrtf; every ISA gives the same bits.
   void (*rmsnorm)(const float* x, const float* w, float* y, int64_t n, float eps);
   // y[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i] (biased variance, as torch); b may be null.
   void (*layernorm)(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
   // In place, x [n]: x[i] = exp(x[i] - max) / sum; -inf entries (masked) become 0.
   void (*softmax)(float* x, int64_t n);
   // SwiGLU: y[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)); y may alias gate or up.
+  // exp is ggml's polynomial (within ~1.5 ulp); every ISA gives the same bits.
   void (*silu_mul)(const float* gate, const float* up, float* y, int64_t n);
   // y[i] = x[i]/2 * (1 + erf(x[i]/sqrt(2))) — exact GELU (torch's default, not tanh); may alias.
   void (*gelu)(const float* x, float* y, int64_t n);
@@ -81,10 +90,13 @@ struct KernelTable {
   //   q [n_q, head_dim] (row stride q_stride floats); k, v: the cache, position p's vector at
   //   k + p*kv_stride (f16, head_dim values), p in [0, n_pos) — the caller's causal window;
   //   out [n_q, head_dim] (row stride out_stride); scratch [n_pos] floats.
-  //   out[h] = sum_p softmax_p(scale * q[h]·k[p]) v[p].
+  //   out[h] = sum_p softmax_p(scale * q[h]·k[p]) v[p], with ggml's arithmetic: q and the
+  //   probabilities rounded to f16, its exp and softmax, sums in `order`. Every ISA gives the
+  //   reference's bits.
   void (*attention_f16)(const float* q, int64_t q_stride, int64_t n_q, int64_t head_dim,
                         const uint16_t* k, const uint16_t* v, int64_t kv_stride, int64_t n_pos,
-                        float scale, float* out, int64_t out_stride, float* scratch);
+                        float scale, float* out, int64_t out_stride, float* scratch,
+                        AttentionOrder order);
 };
 
 // The table in use: the best the CPU supports, or the reference when BILLION_KERNELS=scalar.
@@ -108,8 +120,9 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, float* y,
 // inv_freq[i] = base^(-2i/n_rot), divided by any rope scaling (llama3, linear) by the caller.
 void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t half, float* cos, float* sin);
 
-// The scalar and AVX2 tables (defined in *_ref.cpp / *_avx2.cpp; use the functions above).
+// The scalar, AVX2 and AVX-512 tables (built in dispatch.cpp; use the functions above).
 const KernelTable& scalar_kernel_table();
 const KernelTable& avx2_kernel_table();
+const KernelTable& avx512_kernel_table();
 
 }  // namespace billion::kernels

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -41,6 +42,35 @@ void attention_f32(const float* q, int n_q, int head_dim, const uint8_t* k_base,
   }
 }
 
+// The rotary tables of one position as ggml builds them (llama.cpp parity): the angle of pair i is
+// pos · θ^i with θ = base^(-2/n_rot) in float, multiplied up one pair at a time (not pos·inv_freq
+// as transformers does), divided by the pair's frequency factor; cosf/sinf of it.
+void rope_tables_ggml(int64_t pos, float theta_scale, const float* factors, int64_t half, float* cos, float* sin) {
+  float theta = static_cast<float>(pos);
+  for (int64_t i = 0; i < half; ++i) {
+    const float angle = factors ? theta / factors[i] : theta;
+    cos[i] = std::cos(angle);
+    sin[i] = std::sin(angle);
+    theta *= theta_scale;
+  }
+}
+
+// ggml's rotation, x [n_heads, head_dim]: its compiler contracts x0·cos − x1·sin into one fma
+// (the second product rounded, the first not), and likewise x0·sin + x1·cos.
+void rope_ggml(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos, const float* sin, RopeStyle style) {
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const int64_t i0 = style == RopeStyle::HalfSplit ? i : 2 * i;
+      const int64_t i1 = style == RopeStyle::HalfSplit ? i + half : 2 * i + 1;
+      const float x0 = v[i0], x1 = v[i1];
+      v[i0] = std::fma(x0, cos[i], -(x1 * sin[i]));
+      v[i1] = std::fma(x0, sin[i], x1 * cos[i]);
+    }
+  }
+}
+
 }  // namespace
 
 Decoder::Decoder(ArchitectureSpec spec, ModelWeights weights) : spec_(std::move(spec)), weights_(std::move(weights)) {
@@ -52,6 +82,15 @@ Decoder::Decoder(ArchitectureSpec spec, ModelWeights weights) : spec_(std::move(
     float base = static_cast<float>(1.0 / std::pow(spec_.rope_theta, static_cast<double>(static_cast<float>(2 * i) / spec_.rotary_dims)));
     inv_freq_[i] = spec_.llama3_scaling ? static_cast<float>(inv[i]) : base;
     if (!weights_.rope_freq_divisors.empty()) inv_freq_[i] = base / weights_.rope_freq_divisors[i];
+  }
+  // ggml's tables (F16 cache): θ = powf(base, -2/n_rot); scaling as per-pair divisors.
+  rope_theta_scale_ = std::pow(static_cast<float>(spec_.rope_theta), -2.0f / static_cast<float>(spec_.rotary_dims));
+  if (!weights_.rope_freq_divisors.empty()) {
+    rope_factors_ = weights_.rope_freq_divisors;
+  } else if (spec_.llama3_scaling) {
+    rope_factors_.resize(inv.size());
+    for (size_t i = 0; i < inv.size(); ++i)
+      rope_factors_[i] = static_cast<float>(std::pow(spec_.rope_theta, -2.0 * double(i) / spec_.rotary_dims) / inv[i]);
   }
 }
 
@@ -89,7 +128,7 @@ void Decoder::project(const Linear& l, const float* x, float* y, int n, ThreadPo
   }
 }
 
-void Decoder::attention(int layer, int n, int start, KVCache& cache, ThreadPool& pool) {
+void Decoder::attention(int layer, int n, int start, KVCache& cache, kernels::AttentionOrder order, ThreadPool& pool) {
   const auto& kt = kernels::active_kernels();
   const int hd = spec_.head_dim, n_kv = spec_.n_kv_heads, group = spec_.n_heads / spec_.n_kv_heads;
   const int q_dim = spec_.n_heads * hd, kv_dim = n_kv * hd;
@@ -109,7 +148,7 @@ void Decoder::attention(int layer, int n, int start, KVCache& cache, ThreadPool&
       const uint8_t* v0 = cache.value(layer, 0) + size_t(g) * hd * cache.element_bytes();
       if (cache.type() == KVType::F16) {
         kt.attention_f16(q, hd, group, hd, reinterpret_cast<const uint16_t*>(k0), reinterpret_cast<const uint16_t*>(v0), kv_dim, n_pos,
-                         scale, out, hd, scores.data());
+                         scale, out, hd, scores.data(), order);
       } else {
         attention_f32(q, group, hd, k0, v0, row_bytes, n_pos, scale, out, scores.data(), kt);
       }
@@ -123,6 +162,28 @@ void Decoder::forward(std::span<const int32_t> tokens, KVCache& cache, std::vect
   if (n == 0) throw Error("forward: no tokens to evaluate");
   if (start + n > cache.capacity())
     throw Error(fmt::format("the sequence needs {} positions but the context holds {} ({} already used)", start + n, cache.capacity(), start));
+  for (int32_t id : tokens)
+    if (id < 0 || id >= spec_.vocab_size) throw Error(fmt::format("token id {} is outside the vocabulary (0..{})", id, spec_.vocab_size - 1));
+  // llama.cpp sums a one-token step's attention in another order than a batch's (kernels.h,
+  // AttentionOrder); doing the same makes our logits its logits, bit for bit. A batch-invariant
+  // cache always uses the batch order, so any split of a sequence gives the same bits.
+  const auto order = (n == 1 && !cache.batch_invariant()) ? kernels::AttentionOrder::Vec : kernels::AttentionOrder::Tiled;
+  if (which != LogitsFor::None) logits.resize(size_t(which == LogitsFor::All ? n : 1) * spec_.vocab_size);
+  for (int done = 0; done < n;) {
+    int take = std::min(n - done, max_micro_batch_);
+    if (n - done - take == 1) --take;  // never leave a one-token tail: it would sum in the other order
+    const bool last = done + take == n;
+    const LogitsFor part = which == LogitsFor::All ? LogitsFor::All : (last ? which : LogitsFor::None);
+    float* out = which == LogitsFor::All ? logits.data() + size_t(done) * spec_.vocab_size : logits.data();
+    forward_batch(tokens.subspan(done, take), cache, out, part, order, pool);
+    done += take;
+  }
+}
+
+void Decoder::forward_batch(std::span<const int32_t> tokens, KVCache& cache, float* logits, LogitsFor which,
+                            kernels::AttentionOrder order, ThreadPool& pool) {
+  const int n = static_cast<int>(tokens.size());
+  const int start = cache.size();
   const auto& kt = kernels::active_kernels();
   const int64_t H = spec_.hidden, hd = spec_.head_dim, q_dim = int64_t(spec_.n_heads) * hd, kv_dim = int64_t(spec_.n_kv_heads) * hd;
   const int64_t F = spec_.intermediate;
@@ -138,7 +199,6 @@ void Decoder::forward(std::span<const int32_t> tokens, KVCache& cache, std::vect
   grow(mlp_out_, n * H);
 
   for (int t = 0; t < n; ++t) {
-    if (tokens[t] < 0 || tokens[t] >= spec_.vocab_size) throw Error(fmt::format("token id {} is outside the vocabulary (0..{})", tokens[t], spec_.vocab_size - 1));
     const auto& e = weights_.token_embedding;
     kernels::dequantize_row(e.type, e.row(tokens[t]), x_.data() + t * H, H);
   }
@@ -151,10 +211,18 @@ void Decoder::forward(std::span<const int32_t> tokens, KVCache& cache, std::vect
   };
   const auto rope_style = spec_.rope_style == RopeStyle::HalfSplit ? kernels::RopeStyle::Neox : kernels::RopeStyle::Norm;
   std::vector<float> cos(inv_freq_.size()), sin(inv_freq_.size());
+  // An F16 cache is llama.cpp's precision, and with it the decoder follows ggml's arithmetic
+  // (rotary tables and rotation here; attention, norm and SwiGLU kernels do so always); an F32
+  // cache follows transformers' rotary arithmetic.
+  const bool ggml_rope = cache.type() == KVType::F16;
 
+  auto trace = [&](const char* name, int layer, const std::vector<float>& v, int64_t width) {
+    if (trace_) trace_(name, layer, v.data(), n, width);
+  };
   for (int layer = 0; layer < spec_.n_layers; ++layer) {
     const LayerWeights& L = weights_.layers[layer];
     norm(L.attn_norm_w, L.attn_norm_b, x_.data(), h_.data());
+    trace("attn_norm", layer, h_, H);
 
     // q, k, v [n, q_dim | kv_dim]
     if (L.fused == FusedQkvLayout::None) {
@@ -190,9 +258,16 @@ void Decoder::forward(std::span<const int32_t> tokens, KVCache& cache, std::vect
       }
     }
     for (int t = 0; t < n; ++t) {
-      kernels::rope_cos_sin(start + t, inv_freq_.data(), static_cast<int64_t>(inv_freq_.size()), cos.data(), sin.data());
-      kt.rope(q_.data() + t * q_dim, spec_.n_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), rope_style);
-      kt.rope(k_.data() + t * kv_dim, spec_.n_kv_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), rope_style);
+      if (ggml_rope) {
+        rope_tables_ggml(start + t, rope_theta_scale_, rope_factors_.empty() ? nullptr : rope_factors_.data(),
+                         static_cast<int64_t>(cos.size()), cos.data(), sin.data());
+        rope_ggml(q_.data() + t * q_dim, spec_.n_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), spec_.rope_style);
+        rope_ggml(k_.data() + t * kv_dim, spec_.n_kv_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), spec_.rope_style);
+      } else {
+        kernels::rope_cos_sin(start + t, inv_freq_.data(), static_cast<int64_t>(inv_freq_.size()), cos.data(), sin.data());
+        kt.rope(q_.data() + t * q_dim, spec_.n_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), rope_style);
+        kt.rope(k_.data() + t * kv_dim, spec_.n_kv_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), rope_style);
+      }
       if (cache.type() == KVType::F16) {
         kt.f32_to_f16(k_.data() + t * kv_dim, reinterpret_cast<uint16_t*>(cache.key(layer, start + t)), kv_dim);
         kt.f32_to_f16(v_.data() + t * kv_dim, reinterpret_cast<uint16_t*>(cache.value(layer, start + t)), kv_dim);
@@ -201,31 +276,43 @@ void Decoder::forward(std::span<const int32_t> tokens, KVCache& cache, std::vect
         std::memcpy(cache.value(layer, start + t), v_.data() + t * kv_dim, kv_dim * sizeof(float));
       }
     }
-    attention(layer, n, start, cache, pool);
+    trace("Qcur", layer, q_, q_dim);
+    trace("Kcur", layer, k_, kv_dim);
+    trace("Vcur", layer, v_, kv_dim);
+    attention(layer, n, start, cache, order, pool);
+    trace("kqv_out", layer, att_, q_dim);
     project(L.o, att_.data(), o_.data(), n, pool);
+    trace("attn_out", layer, o_, H);
 
     // MLP input: its own norm of the pre-attention stream (parallel), of the updated stream
     // (sequential), or the attention's norm (StableLM parallel).
     const bool parallel = spec_.parallel_residual;
     if (!parallel) {
       kt.add(x_.data(), o_.data(), x_.data(), n * H);
+      trace("ffn_inp", layer, x_, H);
       norm(L.ffn_norm_w, L.ffn_norm_b, x_.data(), h_.data());
+      trace("ffn_norm", layer, h_, H);
     } else if (!L.ffn_norm_w.empty()) {
       norm(L.ffn_norm_w, L.ffn_norm_b, x_.data(), h_.data());
     }
     project(L.up, h_.data(), up_.data(), n, pool);
     if (spec_.mlp == MlpKind::SwiGLU) {
       project(L.gate, h_.data(), gate_.data(), n, pool);
+      trace("ffn_gate", layer, gate_, F);
+      trace("ffn_up", layer, up_, F);
       kt.silu_mul(gate_.data(), up_.data(), up_.data(), n * F);
+      trace("ffn_swiglu", layer, up_, F);
     } else {
       kt.gelu(up_.data(), up_.data(), n * F);
     }
     project(L.down, up_.data(), mlp_out_.data(), n, pool);
+    trace("ffn_out", layer, mlp_out_, H);
     if (parallel) {
       // HF GPT-NeoX: mlp_output + attn_output + hidden_states, summed in that order.
       kt.add(mlp_out_.data(), o_.data(), mlp_out_.data(), n * H);
     }
     kt.add(x_.data(), mlp_out_.data(), x_.data(), n * H);
+    trace("l_out", layer, x_, H);
   }
   cache.set_size(start + n);
 
@@ -234,8 +321,7 @@ void Decoder::forward(std::span<const int32_t> tokens, KVCache& cache, std::vect
   const int n_out = n - first;
   norm(weights_.final_norm_w, weights_.final_norm_b, x_.data(), h_.data());
   last_hidden_.assign(h_.data() + int64_t(n - 1) * H, h_.data() + int64_t(n) * H);
-  logits.resize(int64_t(n_out) * spec_.vocab_size);
-  project(weights_.output, h_.data() + int64_t(first) * H, logits.data(), n_out, pool);
+  project(weights_.output, h_.data() + int64_t(first) * H, logits, n_out, pool);
 }
 
 }  // namespace billion

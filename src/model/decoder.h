@@ -3,12 +3,15 @@
 // ModelWeights. Kernels come from kernels/ and dispatch on each weight's type, so quantized and
 // float models share this code too.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 #include "model/architecture.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
@@ -32,19 +35,39 @@ class Decoder {
   // Evaluates `tokens` at positions cache.size() ... cache.size() + n - 1, appends their keys and
   // values to the cache, and writes logits [n_out, vocab] to `logits` (n_out = 1 for Last, n for
   // All). Throws billion::Error if the tokens do not fit the cache or an id is out of range.
+  // Long inputs run in micro-batches of at most max_micro_batch() tokens, so scratch memory does
+  // not grow with the prompt; the logits are the same bits as one pass would give (every
+  // position's arithmetic is independent of the batch it is in, once the batch has two or more
+  // tokens).
   void forward(std::span<const int32_t> tokens, KVCache& cache, std::vector<float>& logits, LogitsFor which, ThreadPool& pool);
+  int max_micro_batch() const { return max_micro_batch_; }
+  void set_max_micro_batch(int n) { max_micro_batch_ = std::max(n, 2); }
 
   // Debug: after forward(), the hidden state after the final norm of the last token.
   const std::vector<float>& last_hidden() const { return last_hidden_; }
 
+  // Debug: called during forward() with each named intermediate tensor (llama.cpp's names:
+  // "attn_norm", "Qcur", "Kcur", "Vcur", "kqv_out", "attn_out", "ffn_inp", "ffn_norm", "ffn_gate",
+  // "ffn_up", "ffn_swiglu", "ffn_out", "l_out"; layer -1 for "result_norm" and "result_output"),
+  // data [n tokens, width]. For diffing a layer against another engine (bench/bench_parity).
+  using TraceFn = std::function<void(const char* name, int layer, const float* data, int64_t n_tokens, int64_t width)>;
+  void set_trace(TraceFn fn) { trace_ = std::move(fn); }
+
  private:
-  void attention(int layer, int n, int start, KVCache& cache, ThreadPool& pool);
+  // One micro-batch; `order` is decided by forward() for the whole input.
+  void forward_batch(std::span<const int32_t> tokens, KVCache& cache, float* logits, LogitsFor which,
+                     kernels::AttentionOrder order, ThreadPool& pool);
+  void attention(int layer, int n, int start, KVCache& cache, kernels::AttentionOrder order, ThreadPool& pool);
   void project(const Linear& l, const float* x, float* y, int n, ThreadPool& pool);
 
   ArchitectureSpec spec_;
   ModelWeights weights_;
   std::vector<float> inv_freq_;  // [rotary_dims/2], float32 as transformers computes it
+  float rope_theta_scale_ = 1;   // ggml's per-pair angle ratio, base^(-2/rotary_dims) in float
+  std::vector<float> rope_factors_;  // [rotary_dims/2] ggml frequency divisors (rope scaling), or empty
   std::vector<float> last_hidden_;
+  TraceFn trace_;
+  int max_micro_batch_ = 256;  // 512 tokens would be ~15 MB of scratch for SmolLM2, ~50 MB for TinyLlama
   // Scratch, grown on demand: shapes in comments are [n tokens, width].
   std::vector<float> x_, h_, q_, k_, v_, qkv_, att_, o_, gate_, up_, mlp_out_;
 };

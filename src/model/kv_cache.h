@@ -27,6 +27,14 @@ class KVCache {
   uint64_t bytes() const { return keys_.size() + values_.size(); }
   void set_size(int n) { size_ = n; }  // the decoder, after writing positions up to n
 
+  // F16 only. By default attention sums as llama.cpp does, which differs in the last bits
+  // between a one-token step and a batch (kernels.h, AttentionOrder): our logits are llama.cpp's,
+  // but evaluating a sequence token by token and in one prefill can differ, and on a quantized
+  // model such a difference can grow to a different greedy token. Batch-invariant: every split
+  // of a sequence gives the same bits (one token at a time too), no longer llama.cpp's in steps.
+  void set_batch_invariant(bool on) { batch_invariant_ = on; }
+  bool batch_invariant() const { return batch_invariant_; }
+
   // Start of position `pos` in layer `layer`: kv_dim values (n_kv_heads × head_dim) of type().
   uint8_t* key(int layer, int pos) { return keys_.data() + offset(layer, pos); }
   uint8_t* value(int layer, int pos) { return values_.data() + offset(layer, pos); }
@@ -38,6 +46,7 @@ class KVCache {
   int64_t offset(int layer, int pos) const { return (int64_t(layer) * capacity_ + pos) * kv_dim_ * element_bytes(); }
   KVType type_ = KVType::F16;
   int n_layers_ = 0, capacity_ = 0, kv_dim_ = 0, size_ = 0;
+  bool batch_invariant_ = false;
   std::vector<uint8_t> keys_, values_;
 };
 

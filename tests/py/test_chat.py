@@ -149,7 +149,7 @@ def run_generate(model, messages, tmp_path, max_tokens):
     path = tmp_path / f"conversation-{len(messages)}.json"
     path.write_text(json.dumps(messages))
     out = subprocess.run(
-        [BINARY, "generate", "-m", model, "--messages", str(path), "-n", str(max_tokens), "--kv-type", "f32"],
+        [BINARY, "generate", "-m", model, "--messages", str(path), "-n", str(max_tokens)],
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 0, out.stderr
@@ -158,9 +158,7 @@ def run_generate(model, messages, tmp_path, max_tokens):
 
 
 def test_three_turns_reuse_the_cache_and_match_generate(model, tmp_path):
-    # F32 cache: the engine's F16 attention path is not bit-identical between a one-shot prefill
-    # and the same tokens evaluated over several turns, which can flip a greedy near-tie.
-    term = Terminal(["chat", "-m", model, "--system", "You are a concise assistant.", "-n", "16", "--kv-type", "f32"])
+    term = Terminal(["chat", "-m", model, "--system", "You are a concise assistant.", "-n", "16"])
     term.expect(r"Type a message")
     turns = []
     for message in ["What is the capital of France?", "And of Italy?", "Which of the two is larger?"]:
