@@ -32,6 +32,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/thread_pool.h"
+#include "eval/speed.h"
 #include "formats/gguf_writer.h"
 #include "formats/hf_folder.h"
 #include "kernels/quant.h"
@@ -219,14 +220,6 @@ Stats stats(std::vector<double> v) {
   return s;
 }
 
-uint64_t vm_hwm_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6));
-  return 0;
-}
-
 double prefill_tps(Model& m, const std::vector<int32_t>& tokens, KVType kv, ThreadPool& pool) {
   KVCache cache = m.decoder().make_cache(static_cast<int>(tokens.size()), kv);
   std::vector<float> logits;
@@ -295,7 +288,7 @@ int main(int argc, char** argv) {
     Stats sp = stats(pp), sd = stats(tg);
     struct rusage usage {};
     getrusage(RUSAGE_SELF, &usage);
-    uint64_t maxrss_kib = usage.ru_maxrss, hwm_kib = vm_hwm_kib();
+    uint64_t maxrss_kib = usage.ru_maxrss, hwm_kib = eval::peak_rss_bytes() / 1024;
     // The largest cache of the run: [2 (K, V), layers, positions, kv_dim] elements.
     const auto& arch = model->spec();
     const int kv_positions = std::max(prompt, gen + 1);

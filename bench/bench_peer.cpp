@@ -23,6 +23,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "eval/speed.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "model/weights.h"
@@ -31,14 +32,6 @@ using namespace billion;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-uint64_t vm_hwm_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6));
-  return 0;
-}
 
 struct Test {
   std::string name;
@@ -115,7 +108,7 @@ int main(int argc, char** argv) {
     }
     nlohmann::json j = {{"engine", "billion"}, {"model", model_path}, {"quantize", quantize}, {"threads", pool.size()},
                         {"kernels", kernels::isa_name(kernels::active_kernels().isa)}, {"load_s", load_s},
-                        {"peak_rss_mib", vm_hwm_kib() / 1024.0}, {"tests", results}};
+                        {"peak_rss_mib", eval::peak_rss_bytes() / 1048576.0}, {"tests", results}};
     if (out.empty()) std::printf("%s\n", j.dump().c_str());
     else std::ofstream(out) << j.dump(2) << "\n";
   } catch (const std::exception& e) {
