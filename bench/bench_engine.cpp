@@ -89,22 +89,12 @@ class RandomGguf {
     w_.set_string("general.name", "random " + arch);
     // A byte-level tokenizer (the loader needs one): 256 byte tokens, the rest placeholders.
     auto tokens = byte_tokens();
-    std::vector<int> types(spec_.vocab_size, 4);
+    std::vector<int32_t> types(spec_.vocab_size, 4);
     for (int i = 0; i < 256; ++i) types[i] = 1;
     for (int i = 256; i < spec_.vocab_size; ++i) tokens.push_back("[PAD" + std::to_string(i) + "]");
     w_.set_string("tokenizer.ggml.model", "gpt2");
     w_.set_string_array("tokenizer.ggml.tokens", tokens);
-    GgufValue tt;
-    tt.type = GgufValueType::ARRAY;
-    tt.array_type = GgufValueType::I32;
-    for (int t : types) {
-      GgufValue v;
-      v.type = GgufValueType::I32;
-      v.i = t;
-      v.u = t;
-      tt.array.push_back(v);
-    }
-    w_.set("tokenizer.ggml.token_type", tt);
+    w_.set_i32_array("tokenizer.ggml.token_type", types);
     w_.set_string_array("tokenizer.ggml.merges", {});
 
     const int64_t h = spec_.hidden, hd = spec_.head_dim, q = int64_t(spec_.n_heads) * hd, kv = int64_t(spec_.n_kv_heads) * hd;

@@ -72,24 +72,17 @@ void make_random(const std::map<std::string, std::string>& f) {
   // The real vocabulary (SentencePiece), as llama.cpp's converter writes it.
   auto sp = read_sentencepiece_model(dir + "/tokenizer.model");
   std::vector<std::string> tokens;
-  GgufValue scores, types;
-  scores.type = types.type = GgufValueType::ARRAY;
-  scores.array_type = GgufValueType::F32;
-  types.array_type = GgufValueType::I32;
+  std::vector<float> scores;
+  std::vector<int32_t> types;
   for (const auto& p : sp.pieces) {
     tokens.push_back(p.piece);
-    GgufValue sc, ty;
-    sc.type = GgufValueType::F32;
-    sc.f = p.score;
-    ty.type = GgufValueType::I32;
-    ty.i = p.type;
-    scores.array.push_back(sc);
-    types.array.push_back(ty);
+    scores.push_back(p.score);
+    types.push_back(p.type);
   }
   w.set_string("tokenizer.ggml.model", "llama");
   w.set_string_array("tokenizer.ggml.tokens", tokens);
-  w.set("tokenizer.ggml.scores", scores);
-  w.set("tokenizer.ggml.token_type", types);
+  w.set_f32_array("tokenizer.ggml.scores", scores);
+  w.set_i32_array("tokenizer.ggml.token_type", types);
   w.set_u32("tokenizer.ggml.bos_token_id", config.value("bos_token_id", 1));
   w.set_u32("tokenizer.ggml.eos_token_id", config.value("eos_token_id", 2));
   w.set_u32("tokenizer.ggml.unknown_token_id", 0);

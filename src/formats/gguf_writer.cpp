@@ -61,6 +61,33 @@ void GgufWriter::set_string(const std::string& key, const std::string& value) {
   set(key, v);
 }
 
+void GgufWriter::set_i32_array(const std::string& key, const std::vector<int32_t>& values) {
+  GgufValue v;
+  v.type = GgufValueType::ARRAY;
+  v.array_type = GgufValueType::I32;
+  for (int32_t x : values) {
+    GgufValue e;
+    e.type = GgufValueType::I32;
+    e.i = x;
+    e.u = static_cast<uint64_t>(x);
+    v.array.push_back(e);
+  }
+  set(key, v);
+}
+
+void GgufWriter::set_f32_array(const std::string& key, const std::vector<float>& values) {
+  GgufValue v;
+  v.type = GgufValueType::ARRAY;
+  v.array_type = GgufValueType::F32;
+  for (float x : values) {
+    GgufValue e;
+    e.type = GgufValueType::F32;
+    e.f = x;
+    v.array.push_back(e);
+  }
+  set(key, v);
+}
+
 void GgufWriter::set_u32(const std::string& key, uint32_t value) {
   GgufValue v;
   v.type = GgufValueType::U32;

@@ -20,6 +20,8 @@ class GgufWriter {
   void set_f32(const std::string& key, float value);
   void set_bool(const std::string& key, bool value);
   void set_string_array(const std::string& key, const std::vector<std::string>& values);
+  void set_i32_array(const std::string& key, const std::vector<int32_t>& values);
+  void set_f32_array(const std::string& key, const std::vector<float>& values);
   // dims in ggml order (dims[0] fastest); bytes must match the type's size for those dims.
   void add_tensor(const std::string& name, GgmlType type, const std::vector<uint64_t>& dims, std::vector<uint8_t> bytes);
   // Streaming: `produce` is called once, during write(), and must return exactly the bytes the

@@ -296,7 +296,7 @@ class HfConverter {
                  "convert the folder with llama.cpp's convert_hf_to_gguf.py and quantize that GGUF instead");
     const int n = spec_.vocab_size;
     std::vector<std::string> tokens(n);
-    std::vector<int> types(n, 5);  // UNUSED for ids no token names (padding rows)
+    std::vector<int32_t> types(n, 5);  // UNUSED for ids no token names (padding rows)
     std::map<std::string, int> by_text;
     auto place = [&](int id, const std::string& text, int type) {
       if (id < 0 || id >= n) fail(path, "token {} has id {} outside the model's vocabulary of {}", text, id, n);
@@ -315,17 +315,7 @@ class HfConverter {
     w_.set_string("tokenizer.ggml.model", "gpt2");
     w_.set_string("tokenizer.ggml.pre", options_.pre_tokenizer.empty() ? "default" : options_.pre_tokenizer);
     w_.set_string_array("tokenizer.ggml.tokens", tokens);
-    GgufValue type_array;
-    type_array.type = GgufValueType::ARRAY;
-    type_array.array_type = GgufValueType::I32;
-    for (int t : types) {
-      GgufValue v;
-      v.type = GgufValueType::I32;
-      v.i = t;
-      v.u = static_cast<uint64_t>(t);
-      type_array.array.push_back(v);
-    }
-    w_.set("tokenizer.ggml.token_type", type_array);
+    w_.set_i32_array("tokenizer.ggml.token_type", types);
     w_.set_string_array("tokenizer.ggml.merges", merges);
     auto tc = read_tokenizer_config(folder_);
     auto id_of = [&](const std::optional<std::string>& text, const char* config_key) -> std::optional<int> {
