@@ -70,23 +70,16 @@ std::vector<uint8_t> gguf_from_model(const SentencePieceModel& sp) {
   w.set_string("general.architecture", "llama");
   w.set_string("tokenizer.ggml.model", "llama");
   std::vector<std::string> tokens;
-  GgufValue scores, types;
-  scores.type = types.type = GgufValueType::ARRAY;
-  scores.array_type = GgufValueType::F32;
-  types.array_type = GgufValueType::I32;
+  std::vector<float> scores;
+  std::vector<int32_t> types;
   for (const auto& p : sp.pieces) {
     tokens.push_back(p.piece);
-    GgufValue s, t;
-    s.type = GgufValueType::F32;
-    s.f = p.score;
-    t.type = GgufValueType::I32;
-    t.i = p.type;
-    scores.array.push_back(s);
-    types.array.push_back(t);
+    scores.push_back(p.score);
+    types.push_back(p.type);
   }
   w.set_string_array("tokenizer.ggml.tokens", tokens);
-  w.set("tokenizer.ggml.scores", scores);
-  w.set("tokenizer.ggml.token_type", types);
+  w.set_f32_array("tokenizer.ggml.scores", scores);
+  w.set_i32_array("tokenizer.ggml.token_type", types);
   w.set_u32("tokenizer.ggml.bos_token_id", 1);
   w.set_u32("tokenizer.ggml.eos_token_id", 2);
   w.set_u32("tokenizer.ggml.unknown_token_id", 0);
