@@ -96,7 +96,9 @@ Decoder::Decoder(ArchitectureSpec spec, ModelWeights weights) : spec_(std::move(
 
 KVCache Decoder::make_cache(int capacity, KVType type) const {
   if (capacity <= 0 || capacity > spec_.context_length) capacity = spec_.context_length;
-  return KVCache(spec_.n_layers, capacity, spec_.n_kv_heads * spec_.head_dim, type);
+  const int kv_dim = spec_.n_kv_heads * spec_.head_dim;
+  if (device_) return KVCache(spec_.n_layers, capacity, kv_dim, type, device_->make_kv_storage(capacity, type));
+  return KVCache(spec_.n_layers, capacity, kv_dim, type);
 }
 
 void Decoder::project(const Linear& l, const float* x, float* y, int n, ThreadPool& pool) {
@@ -164,6 +166,9 @@ void Decoder::forward(std::span<const int32_t> tokens, KVCache& cache, std::vect
     throw Error(fmt::format("the sequence needs {} positions but the context holds {} ({} already used)", start + n, cache.capacity(), start));
   for (int32_t id : tokens)
     if (id < 0 || id >= spec_.vocab_size) throw Error(fmt::format("token id {} is outside the vocabulary (0..{})", id, spec_.vocab_size - 1));
+  if (bool(device_) != bool(cache.device_storage()))
+    throw Error(device_ ? "forward: this KV cache lives on the host but the model runs on " + device_->device_name() + "; make the cache after moving the model"
+                        : std::string("forward: this KV cache lives on a device but the model runs on the CPU"));
   // llama.cpp sums a one-token step's attention in another order than a batch's (kernels.h,
   // AttentionOrder); doing the same makes our logits its logits, bit for bit. A batch-invariant
   // cache always uses the batch order, so any split of a sequence gives the same bits.
@@ -175,7 +180,8 @@ void Decoder::forward(std::span<const int32_t> tokens, KVCache& cache, std::vect
     const bool last = done + take == n;
     const LogitsFor part = which == LogitsFor::All ? LogitsFor::All : (last ? which : LogitsFor::None);
     float* out = which == LogitsFor::All ? logits.data() + size_t(done) * spec_.vocab_size : logits.data();
-    forward_batch(tokens.subspan(done, take), cache, out, part, order, pool);
+    if (device_) device_->forward_batch(tokens.subspan(done, take), cache, out, part);
+    else forward_batch(tokens.subspan(done, take), cache, out, part, order, pool);
     done += take;
   }
 }

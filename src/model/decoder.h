@@ -13,14 +13,11 @@
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 #include "model/architecture.h"
+#include "model/device_backend.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
 
 namespace billion {
-
-// Which logits to compute: the output projection is the most expensive matmul of a small
-// model, so prefill computes it only where the caller needs it.
-enum class LogitsFor { Last, All, None };
 
 class Decoder {
  public:
@@ -30,7 +27,16 @@ class Decoder {
   const ModelWeights& weights() const { return weights_; }
   // For attaching LoRA adapters (train/lora.h); the matrices themselves stay read-only.
   ModelWeights& mutable_weights() { return weights_; }
+  // With a device backend attached, the cache's positions live on the device.
   KVCache make_cache(int capacity, KVType type = KVType::F16) const;
+
+  // Runs every later forward() on an accelerator (src/gpu attaches one); null returns to the
+  // CPU. Caches made before the switch cannot be used after it, and the other way round.
+  void set_device(std::shared_ptr<DeviceBackend> device) { device_ = std::move(device); }
+  DeviceBackend* device() const { return device_.get(); }
+  // The rotary inverse frequencies in float32 as transformers computes them (llama3 scaling or
+  // GGUF rope_freqs applied): [rotary_dims/2]. For backends that rotate as the F32 path does.
+  const std::vector<float>& rope_inverse_frequencies() const { return inv_freq_; }
 
   // Evaluates `tokens` at positions cache.size() ... cache.size() + n - 1, appends their keys and
   // values to the cache, and writes logits [n_out, vocab] to `logits` (n_out = 1 for Last, n for
@@ -43,13 +49,14 @@ class Decoder {
   int max_micro_batch() const { return max_micro_batch_; }
   void set_max_micro_batch(int n) { max_micro_batch_ = std::max(n, 2); }
 
-  // Debug: after forward(), the hidden state after the final norm of the last token.
+  // Debug: after forward() on the CPU, the hidden state after the final norm of the last token.
   const std::vector<float>& last_hidden() const { return last_hidden_; }
 
   // Debug: called during forward() with each named intermediate tensor (llama.cpp's names:
   // "attn_norm", "Qcur", "Kcur", "Vcur", "kqv_out", "attn_out", "ffn_inp", "ffn_norm", "ffn_gate",
   // "ffn_up", "ffn_swiglu", "ffn_out", "l_out"; layer -1 for "result_norm" and "result_output"),
   // data [n tokens, width]. For diffing a layer against another engine (bench/bench_parity).
+  // CPU only: a device backend does not report intermediates.
   using TraceFn = std::function<void(const char* name, int layer, const float* data, int64_t n_tokens, int64_t width)>;
   void set_trace(TraceFn fn) { trace_ = std::move(fn); }
 
@@ -67,6 +74,7 @@ class Decoder {
   std::vector<float> rope_factors_;  // [rotary_dims/2] ggml frequency divisors (rope scaling), or empty
   std::vector<float> last_hidden_;
   TraceFn trace_;
+  std::shared_ptr<DeviceBackend> device_;
   int max_micro_batch_ = 256;  // 512 tokens would be ~15 MB of scratch for SmolLM2, ~50 MB for TinyLlama
   // Scratch, grown on demand: shapes in comments are [n tokens, width].
   std::vector<float> x_, h_, q_, k_, v_, qkv_, att_, o_, gate_, up_, mlp_out_;

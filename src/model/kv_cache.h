@@ -5,7 +5,10 @@
 // only moves size back: entries past it are overwritten by the next evaluation.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "model/device_backend.h"
 
 namespace billion {
 
@@ -15,6 +18,13 @@ class KVCache {
  public:
   KVCache() = default;
   KVCache(int n_layers, int capacity, int kv_dim, KVType type = KVType::F16);
+  // A cache whose positions live in accelerator memory (Decoder::make_cache with a backend):
+  // nothing is allocated on the host, key()/value() must not be used.
+  KVCache(int n_layers, int capacity, int kv_dim, KVType type, std::unique_ptr<KVDeviceStorage> device);
+  KVCache(const KVCache& other);
+  KVCache& operator=(const KVCache& other);
+  KVCache(KVCache&&) noexcept = default;
+  KVCache& operator=(KVCache&&) noexcept = default;
 
   KVType type() const { return type_; }
   int capacity() const { return capacity_; }
@@ -24,7 +34,8 @@ class KVCache {
   void clear() { size_ = 0; }
   // Copies positions [0, n) of another cache of the same shape (branching from a shared prefix).
   void copy_prefix_from(const KVCache& other, int n);
-  uint64_t bytes() const { return keys_.size() + values_.size(); }
+  uint64_t bytes() const { return device_ ? device_->bytes() : keys_.size() + values_.size(); }
+  KVDeviceStorage* device_storage() const { return device_.get(); }
   void set_size(int n) { size_ = n; }  // the decoder, after writing positions up to n
 
   // F16 only. By default attention sums as llama.cpp does, which differs in the last bits
@@ -48,6 +59,7 @@ class KVCache {
   int n_layers_ = 0, capacity_ = 0, kv_dim_ = 0, size_ = 0;
   bool batch_invariant_ = false;
   std::vector<uint8_t> keys_, values_;
+  std::unique_ptr<KVDeviceStorage> device_;
 };
 
 }  // namespace billion
