@@ -20,6 +20,7 @@
 #include "eval/results.h"
 #include "eval/sandbox.h"
 #include "eval/speed.h"
+#include "gpu/cuda_backend.h"
 #include "hub/dataset_fetch.h"
 #include "hub/model_alias.h"
 
@@ -31,6 +32,7 @@ using nlohmann::json;
 struct BenchOptions {
   std::vector<std::string> models;
   std::string device = "cpu";
+  std::string gpu_weights = "f16";
   std::string tasks = "mmlu,humaneval,speed,memory";
   std::string mmlu_subjects = "default";
   int limit = 0;  // 0 = task default (all MMLU questions, 20 HumanEval problems)
@@ -108,7 +110,10 @@ std::string display_name(const std::string& model) {
 
 void run(const BenchOptions& o) {
   using namespace billion;
-  if (o.device == "cuda") throw Error("--device cuda: the CUDA backend is not built yet; use --device cpu");
+  const bool cuda = o.device == "cuda";
+  gpu::CudaOptions cuda_options;
+  cuda_options.weights = gpu::parse_weight_precision(o.gpu_weights);
+  if (std::string why; cuda && !gpu::cuda_available(&why)) fail("--device cuda", "{}", why);
   std::vector<std::string> tasks;
   for (size_t start = 0; start <= o.tasks.size();) {
     size_t end = std::min(o.tasks.find(',', start), o.tasks.size());
@@ -153,6 +158,8 @@ void run(const BenchOptions& o) {
                {"software", eval::software_info()},
                {"settings",
                 {{"tasks", tasks},
+                 {"device", o.device},
+                 {"gpu_weights", cuda ? json(o.gpu_weights) : json(nullptr)},
                  {"threads", pool.size()},
                  {"quantization", o.model_flags.quantize.empty() ? "as stored" : o.model_flags.quantize},
                  {"limit", o.limit},
@@ -169,6 +176,12 @@ void run(const BenchOptions& o) {
     eval::reset_peak_memory();
     uint64_t rss_before = eval::current_rss_bytes();
     auto model = Model::load(paths[mi], o.model_flags.load_options());
+    std::shared_ptr<DeviceBackend> backend;
+    if (cuda) {
+      if (!o.quiet) std::fprintf(stderr, "[cuda] %s: uploading the weights as %s\n", name.c_str(), o.gpu_weights.c_str());
+      backend = gpu::attach_cuda(model->decoder(), cuda_options);
+      results["hardware"]["gpu_name"] = backend->device_name();
+    }
     json m{{"path", fs::absolute(paths[mi]).string()},
            {"format", model->format()},
            {"architecture", model->spec().family},
@@ -232,12 +245,15 @@ void run(const BenchOptions& o) {
     if (has_task(tasks, "memory")) {
       if (!has_task(tasks, "speed")) eval::run_speed(*model, {.runs = 1, .new_tokens = 32}, pool);  // something to measure
       uint64_t peak = eval::peak_rss_bytes();
-      m["peak_memory_gb"] = peak / 1e9;
+      // On the GPU the number that limits a user is device memory; host RSS is still recorded.
+      m["peak_memory_gb"] = (backend ? backend->peak_memory_bytes() : peak) / 1e9;
       m["memory"] = {{"peak_rss_bytes", peak},
                      {"rss_before_load_bytes", rss_before},
                      {"weights_file_bytes", model->file_bytes()},
-                     {"gpu_peak_bytes", nullptr},
-                     {"note", "VmHWM of the whole process, reset before loading each model; includes the memory-mapped weights it touched"}};
+                     {"gpu_peak_bytes", backend ? json(backend->peak_memory_bytes()) : json(nullptr)},
+                     {"note", backend ? "peak_memory_gb is the GPU memory billion allocated at its peak (weights, KV caches, scratch; "
+                                        "not the CUDA context); peak_rss_bytes is VmHWM of the host process"
+                                      : "VmHWM of the whole process, reset before loading each model; includes the memory-mapped weights it touched"}};
     }
     results["models"][name] = m;
   }
@@ -262,7 +278,11 @@ void setup(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Benchmark models: MMLU 5-shot, HumanEval (sandboxed), speed and memory");
   cmd->add_option("--model,-m", o->models,
                   "Model(s): .gguf, folder, alias or org/name (repeatable); default: the four targets in the cache, else SmolLM2-135M");
-  cmd->add_option("--device", o->device, "cpu, or cuda (not built yet)")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--device", o->device, "cpu, or cuda (an NVIDIA GPU; needs a build with the CUDA toolkit)")
+      ->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--gpu-weights", o->gpu_weights,
+                  "With --device cuda: hold the weights as f16 (quantized files are expanded) or f32 (transformers' F32 arithmetic)")
+      ->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
   cmd->add_option("--tasks", o->tasks, "Comma-separated: mmlu, humaneval, speed, memory")->capture_default_str();
   cmd->add_option("--mmlu-subjects", o->mmlu_subjects, "'default' (the ten), 'all', or a comma-separated list")->capture_default_str();
   cmd->add_option("--limit", o->limit, "MMLU questions per subject and HumanEval problems; 0 = all MMLU, 20 HumanEval")
