@@ -31,8 +31,8 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/process_memory.h"
 #include "core/thread_pool.h"
-#include "eval/speed.h"
 #include "formats/gguf_writer.h"
 #include "formats/hf_folder.h"
 #include "kernels/quant.h"
@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
     Stats sp = stats(pp), sd = stats(tg);
     struct rusage usage {};
     getrusage(RUSAGE_SELF, &usage);
-    uint64_t maxrss_kib = usage.ru_maxrss, hwm_kib = eval::peak_rss_bytes() / 1024;
+    uint64_t maxrss_kib = usage.ru_maxrss, hwm_kib = peak_rss_bytes() / 1024;
     // The largest cache of the run: [2 (K, V), layers, positions, kv_dim] elements.
     const auto& arch = model->spec();
     const int kv_positions = std::max(prompt, gen + 1);

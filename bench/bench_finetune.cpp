@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/process_memory.h"
 #include "formats/hf_folder.h"
 #include "model/model.h"
 #include "train/trainer.h"

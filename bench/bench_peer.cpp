@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/process_memory.h"
 #include "core/thread_pool.h"
-#include "eval/speed.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "model/weights.h"
@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
     }
     nlohmann::json j = {{"engine", "billion"}, {"model", model_path}, {"quantize", quantize}, {"threads", pool.size()},
                         {"kernels", kernels::isa_name(kernels::active_kernels().isa)}, {"load_s", load_s},
-                        {"peak_rss_mib", eval::peak_rss_bytes() / 1048576.0}, {"tests", results}};
+                        {"peak_rss_mib", peak_rss_bytes() / 1048576.0}, {"tests", results}};
     if (out.empty()) std::printf("%s\n", j.dump().c_str());
     else std::ofstream(out) << j.dump(2) << "\n";
   } catch (const std::exception& e) {

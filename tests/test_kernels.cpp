@@ -1,5 +1,6 @@
 // Kernels: every ISA's matmul and small ops against the scalar reference, the reference matmul
-// against float math on dequantized weights, thread-count determinism, and the thread pool.
+// against float math on dequantized weights, thread-count determinism, ggml's rotary tables and
+// rotation against their definitions, and the thread pool.
 //
 // Tolerances come from a standard bound: a float sum of n terms t_k, in any order, is within
 // γ_n·Σ|t_k| of the exact sum (γ_n ≈ n·u, u = 2^-24). Two implementations summing the same
@@ -419,6 +420,35 @@ TEST_P(OpsTest, AttentionF16) {
   }
 }
 
+// ggml's rotation: every ISA gives the reference's bits, in both pairings, with partial rotary
+// (the dims past n_rot of every head pass through untouched) and several heads.
+TEST_P(OpsTest, RopeGgmlBitIdentical) {
+  struct Shape { int64_t n_heads, head_dim, n_rot; };
+  const float theta_scale = std::pow(10000.0f, -2.0f / 64.0f);
+  for (Shape sh : {Shape{3, 64, 64}, Shape{3, 64, 32}, Shape{2, 80, 20}, Shape{1, 8, 2}}) {
+    const int64_t half = sh.n_rot / 2;
+    std::vector<float> cs(half), sn(half);
+    rope_tables_ggml(1234, theta_scale, nullptr, half, cs.data(), sn.data());
+    const auto x = gaussian(sh.n_heads * sh.head_dim, 13, 3.0f);
+    for (RopeStyle style : {RopeStyle::Neox, RopeStyle::Norm}) {
+      std::vector<float> a = x, c = x;
+      ref.rope_ggml(a.data(), sh.n_heads, sh.head_dim, sh.n_rot, cs.data(), sn.data(), style);
+      k().rope_ggml(c.data(), sh.n_heads, sh.head_dim, sh.n_rot, cs.data(), sn.data(), style);
+      ASSERT_EQ(0, std::memcmp(a.data(), c.data(), a.size() * sizeof(float))) << sh.head_dim << " " << sh.n_rot;
+      for (int64_t h = 0; h < sh.n_heads; ++h)
+        for (int64_t d = sh.n_rot; d < sh.head_dim; ++d) ASSERT_EQ(c[h * sh.head_dim + d], x[h * sh.head_dim + d]) << h << " " << d;
+      // The reference is the contracted formula, pair by pair (Neox: i with i+half; Norm: 2i with 2i+1).
+      for (int64_t h = 0; h < sh.n_heads; ++h)
+        for (int64_t i = 0; i < half; ++i) {
+          const int64_t i0 = h * sh.head_dim + (style == RopeStyle::Neox ? i : 2 * i);
+          const int64_t i1 = h * sh.head_dim + (style == RopeStyle::Neox ? i + half : 2 * i + 1);
+          ASSERT_EQ(a[i0], std::fma(x[i0], cs[i], -(x[i1] * sn[i]))) << i;
+          ASSERT_EQ(a[i1], std::fma(x[i0], sn[i], x[i1] * cs[i])) << i;
+        }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isas, OpsTest, ::testing::ValuesIn(available_isas()),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
 
@@ -470,6 +500,77 @@ TEST(Ops, RopeStylesAndPartialRotary) {
   EXPECT_FLOAT_EQ(norm[3], 3 * sn[1] + 4 * cs[1]);
   for (int i = 4; i < 8; ++i) EXPECT_EQ(neox[i], x[i]) << i;
   for (int i = 4; i < 8; ++i) EXPECT_EQ(norm[i], x[i]) << i;
+}
+
+// ggml's tables: the angle of pair i is pos·θ^i, θ^i multiplied up in float one pair at a time.
+// Checked twice: bit for bit against that recipe written out here, and against double
+// arithmetic on the same θ, where i float multiplications leave at most i·u relative error in
+// the angle (so |Δcos| ≤ angle·(i+1)·u), plus cosf's own rounding.
+TEST(Ops, RopeTablesGgml) {
+  const int64_t n_rot = 64, half = n_rot / 2;
+  const float theta_scale = std::pow(10000.0f, -2.0f / float(n_rot));
+  std::vector<float> factors(half), ones(half, 1.0f);
+  for (int64_t i = 0; i < half; ++i) factors[i] = 1.0f + 0.25f * float(i);  // llama3-like divisors ≥ 1
+  for (int64_t pos : {0, 1, 7, 1000, 8191}) {
+    std::vector<float> cs(half), sn(half), fcs(half), fsn(half), ocs(half), osn(half);
+    rope_tables_ggml(pos, theta_scale, nullptr, half, cs.data(), sn.data());
+    rope_tables_ggml(pos, theta_scale, factors.data(), half, fcs.data(), fsn.data());
+    rope_tables_ggml(pos, theta_scale, ones.data(), half, ocs.data(), osn.data());
+    std::vector<float> angle(half);
+    angle[0] = float(pos);
+    for (int64_t i = 1; i < half; ++i) angle[i] = angle[i - 1] * theta_scale;
+    for (int64_t i = 0; i < half; ++i) {
+      ASSERT_EQ(cs[i], std::cos(angle[i])) << pos << " " << i;
+      ASSERT_EQ(sn[i], std::sin(angle[i])) << pos << " " << i;
+      // With factors the angle is divided by the pair's factor (one more float rounding).
+      ASSERT_EQ(fcs[i], std::cos(angle[i] / factors[i])) << pos << " " << i;
+      ASSERT_EQ(fsn[i], std::sin(angle[i] / factors[i])) << pos << " " << i;
+      ASSERT_EQ(ocs[i], cs[i]);
+      ASSERT_EQ(osn[i], sn[i]);
+      const double exact = double(pos) * std::pow(double(theta_scale), double(i));
+      const double tol = exact * (i + 1) * kU * 1.01 + 2 * kU;
+      ASSERT_NEAR(cs[i], std::cos(exact), tol) << pos << " " << i;
+      ASSERT_NEAR(sn[i], std::sin(exact), tol) << pos << " " << i;
+      const double exact_f = exact / factors[i];
+      const double tol_f = exact_f * (i + 2) * kU * 1.01 + 2 * kU;
+      ASSERT_NEAR(fcs[i], std::cos(exact_f), tol_f) << pos << " " << i;
+      ASSERT_NEAR(fsn[i], std::sin(exact_f), tol_f) << pos << " " << i;
+    }
+    if (pos > 0) {
+      EXPECT_NE(fcs[1], cs[1]);  // the factors did change the angle
+    }
+  }
+}
+
+// rope_ggml and the plain rope compute the same rotation and differ only in rounding: per
+// output, fma rounds once where the plain formula rounds three times, so the two are within a
+// few u of |x0·c| + |x1·s| (the bound is on the terms, not the result, which may cancel).
+TEST(Ops, RopeGgmlAgreesWithRope) {
+  const int64_t n_heads = 4, head_dim = 64, n_rot = 48, half = n_rot / 2;
+  std::vector<float> cs(half), sn(half);
+  rope_tables_ggml(777, std::pow(10000.0f, -2.0f / float(n_rot)), nullptr, half, cs.data(), sn.data());
+  const auto x = gaussian(n_heads * head_dim, 21, 4.0f);
+  int differ = 0;
+  for (RopeStyle style : {RopeStyle::Neox, RopeStyle::Norm}) {
+    std::vector<float> plain = x, ggml = x;
+    scalar_kernel_table().rope(plain.data(), n_heads, head_dim, n_rot, cs.data(), sn.data(), style);
+    scalar_kernel_table().rope_ggml(ggml.data(), n_heads, head_dim, n_rot, cs.data(), sn.data(), style);
+    for (int64_t h = 0; h < n_heads; ++h)
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t i0 = h * head_dim + (style == RopeStyle::Neox ? i : 2 * i);
+        const int64_t i1 = h * head_dim + (style == RopeStyle::Neox ? i + half : 2 * i + 1);
+        const double terms0 = std::fabs(x[i0] * cs[i]) + std::fabs(x[i1] * sn[i]);
+        const double terms1 = std::fabs(x[i0] * sn[i]) + std::fabs(x[i1] * cs[i]);
+        ASSERT_NEAR(ggml[i0], plain[i0], 1e-6 * terms0) << i;
+        ASSERT_NEAR(ggml[i1], plain[i1], 1e-6 * terms1) << i;
+        differ += ggml[i0] != plain[i0];
+        differ += ggml[i1] != plain[i1];
+      }
+    for (int64_t h = 0; h < n_heads; ++h)
+      for (int64_t d = n_rot; d < head_dim; ++d) ASSERT_EQ(ggml[h * head_dim + d], plain[h * head_dim + d]);
+  }
+  // Over 384 pairs the single rounding must show somewhere, or rope_ggml is not ggml's formula.
+  EXPECT_GT(differ, 0);
 }
 
 // ---- thread pool ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 #include "cli/common_options.h"
 #include "cli/model_path.h"
 #include "core/error.h"
+#include "core/process_memory.h"
 #include "eval/humaneval.h"
 #include "eval/mmlu.h"
 #include "eval/progress.h"
@@ -173,8 +174,8 @@ void run(const BenchOptions& o) {
 
   for (size_t mi = 0; mi < models.size(); ++mi) {
     std::string name = display_name(models[mi]);
-    eval::reset_peak_memory();
-    uint64_t rss_before = eval::current_rss_bytes();
+    reset_peak_memory();
+    uint64_t rss_before = current_rss_bytes();
     auto model = Model::load(paths[mi], o.model_flags.load_options());
     std::shared_ptr<DeviceBackend> backend;
     if (cuda) {
@@ -244,7 +245,7 @@ void run(const BenchOptions& o) {
     }
     if (has_task(tasks, "memory")) {
       if (!has_task(tasks, "speed")) eval::run_speed(*model, {.runs = 1, .new_tokens = 32}, pool);  // something to measure
-      uint64_t peak = eval::peak_rss_bytes();
+      uint64_t peak = peak_rss_bytes();
       // On the GPU the number that limits a user is device memory; host RSS is still recorded.
       m["peak_memory_gb"] = (backend ? backend->peak_memory_bytes() : peak) / 1e9;
       m["memory"] = {{"peak_rss_bytes", peak},

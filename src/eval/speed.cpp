@@ -1,9 +1,7 @@
-// Speed and memory measurement (see speed.h).
+// Speed measurement (see speed.h).
 #include "eval/speed.h"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "generate/generator.h"
@@ -52,32 +50,6 @@ SpeedResult run_speed(Model& model, const SpeedOptions& options, ThreadPool& poo
   for (double x : decode) ss += (x - r.decode_tps_mean) * (x - r.decode_tps_mean);
   r.decode_tps_std = decode.size() > 1 ? std::sqrt(ss / (decode.size() - 1)) : 0.0;
   return r;
-}
-
-namespace {
-uint64_t status_kb(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, key.size(), key) == 0 && line.size() > key.size() && line[key.size()] == ':') {
-      std::istringstream ss(line.substr(key.size() + 1));
-      uint64_t kb = 0;
-      ss >> kb;
-      return kb;
-    }
-  }
-  return 0;
-}
-}  // namespace
-
-uint64_t peak_rss_bytes() { return status_kb("VmHWM") * 1024; }
-uint64_t current_rss_bytes() { return status_kb("VmRSS") * 1024; }
-
-bool reset_peak_memory() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-  out.flush();
-  return static_cast<bool>(out);
 }
 
 }  // namespace billion::eval

@@ -1,7 +1,7 @@
 // Speed and memory of one model on this machine: a fixed prompt, one warm-up generation, then
 // timed runs (default 5) from an empty cache; mean and standard deviation of decode tok/s, mean
-// prefill tok/s and time to first token. Memory: the process's peak resident set (VmHWM), which
-// reset_peak_memory() clears between models where the kernel allows it.
+// prefill tok/s and time to first token. Memory is measured with core/process_memory.h (peak
+// resident set, reset between models where the kernel allows it).
 #pragma once
 #include <string>
 
@@ -26,12 +26,5 @@ struct SpeedResult {
 const std::string& speed_prompt();
 
 SpeedResult run_speed(Model& model, const SpeedOptions& options, ThreadPool& pool);
-
-// Peak resident set size of this process in bytes (VmHWM of /proc/self/status); 0 if unknown.
-uint64_t peak_rss_bytes();
-// Current resident set (VmRSS).
-uint64_t current_rss_bytes();
-// Resets the peak to the current RSS (writes "5" to /proc/self/clear_refs); false if refused.
-bool reset_peak_memory();
 
 }  // namespace billion::eval

@@ -44,6 +44,7 @@ const KernelTable& scalar_kernel_table() {
       .quantize_q8a = ref::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
       .rmsnorm = ref::rmsnorm, .layernorm = ref::layernorm, .softmax = ref::softmax,
       .silu_mul = ref::silu_mul, .gelu = ref::gelu, .add = ref::add, .rope = ref::rope,
+      .rope_ggml = ref::rope_ggml,
       .f32_to_f16 = ref::f32_to_f16, .f16_to_f32 = ref::f16_to_f32,
       .attention_f16 = ref::attention_f16,
   };
@@ -60,6 +61,9 @@ const KernelTable& avx2_kernel_table() {
       .quantize_q8a = avx2::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
       .rmsnorm = avx2::rmsnorm, .layernorm = ref::layernorm, .softmax = avx2::softmax,
       .silu_mul = avx2::silu_mul, .gelu = ref::gelu, .add = avx2::add, .rope = ref::rope,
+      // Both ropes are the reference: a few hundred pairs per token, a negligible share of a
+      // step. A vector rope_ggml must keep its two fmas to stay bit-identical (OpsTest checks).
+      .rope_ggml = ref::rope_ggml,
       .f32_to_f16 = avx2::f32_to_f16, .f16_to_f32 = avx2::f16_to_f32,
       .attention_f16 = avx2::attention_f16,
   };

@@ -56,13 +56,15 @@ void mm_q4_1(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, floa
 }  // namespace avx512
 
 // Reference-only kernels (the AVX2 table reuses them: the Q8K quantizer, and ops that are a
-// negligible share of a forward pass).
+// negligible share of a forward pass: layernorm, gelu and both ropes).
 namespace ref {
 void quantize_q8k(const float* x, void* y, int64_t n);
 void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
 void gelu(const float* x, float* y, int64_t n);
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,
           const float* sin, RopeStyle style);
+void rope_ggml(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,
+               const float* sin, RopeStyle style);
 }  // namespace ref
 
 }  // namespace billion::kernels

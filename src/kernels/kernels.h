@@ -83,6 +83,12 @@ struct KernelTable {
   // sin(pos*freq[i]) for this token's position (rope_cos_sin builds them).
   void (*rope)(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,
                const float* sin, RopeStyle style);
+  // The same rotation with ggml's rounding (llama.cpp parity, the F16-cache path; tables from
+  // rope_tables_ggml): ggml's compiler contracts x0·cos − x1·sin into fma(x0, cos, −(x1·sin))
+  // and x0·sin + x1·cos into fma(x0, sin, x1·cos), so one product is rounded and the other not.
+  // Every ISA gives the reference's bits.
+  void (*rope_ggml)(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,
+                    const float* sin, RopeStyle style);
   // Row conversions for the F16 KV cache (round to nearest even; overflow → ±inf).
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
@@ -119,6 +125,12 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, float* y,
 // cos/sin tables of one position: cos[i] = cos(pos * inv_freq[i]), i < half (= n_rot/2).
 // inv_freq[i] = base^(-2i/n_rot), divided by any rope scaling (llama3, linear) by the caller.
 void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t half, float* cos, float* sin);
+// ggml's tables of one position (llama.cpp parity, for rope_ggml): the angle of pair i is
+// pos·θ^i with θ = theta_scale = base^(-2/n_rot) in float, multiplied up one pair at a time in
+// float (not pos·inv_freq as transformers does), then divided by factors[i] when factors is not
+// null (rope scaling shipped as per-pair divisors, GGUF rope_freqs); cosf/sinf of it.
+void rope_tables_ggml(int64_t pos, float theta_scale, const float* factors, int64_t half, float* cos,
+                      float* sin);
 
 // The scalar, AVX2 and AVX-512 tables (built in dispatch.cpp; use the functions above).
 const KernelTable& scalar_kernel_table();

@@ -1,8 +1,8 @@
 // Scalar reference versions of the forward pass's small ops (contracts in kernels.h). Softmax
 // and layernorm sums accumulate in double: the reference is the "true" value the AVX2 versions
-// are measured against. RMSNorm, SiLU and F16 attention instead follow ggml's arithmetic step
-// for step (llama.cpp parity: our quantized path gives its logits to the bit), and every ISA
-// reproduces those bits.
+// are measured against. RMSNorm, SiLU, F16 attention and rope_ggml instead follow ggml's
+// arithmetic step for step (llama.cpp parity: our quantized path gives its logits to the bit),
+// and every ISA reproduces those bits.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -151,6 +151,22 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const floa
   }
 }
 
+void rope_ggml(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,
+               const float* sin, RopeStyle style) {
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const int64_t i0 = style == RopeStyle::Neox ? i : 2 * i;
+      const int64_t i1 = style == RopeStyle::Neox ? i + half : 2 * i + 1;
+      const float x0 = v[i0], x1 = v[i1];
+      // Written as explicit fmas so that no compiler flag (-ffp-contract) changes the bits.
+      v[i0] = std::fma(x0, cos[i], -(x1 * sin[i]));
+      v[i1] = std::fma(x0, sin[i], x1 * cos[i]);
+    }
+  }
+}
+
 void f32_to_f16(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = billion::f32_to_f16(x[i]);
 }
@@ -196,6 +212,19 @@ void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t half, float* cos, 
     const float angle = static_cast<float>(pos) * inv_freq[i];
     cos[i] = static_cast<float>(std::cos(static_cast<double>(angle)));
     sin[i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+  }
+}
+
+void rope_tables_ggml(int64_t pos, float theta_scale, const float* factors, int64_t half, float* cos,
+                      float* sin) {
+  // Float throughout, as ggml: the running power θ^i accumulates one rounding per pair, which
+  // is part of what llama.cpp's logits are made of.
+  float theta = static_cast<float>(pos);
+  for (int64_t i = 0; i < half; ++i) {
+    const float angle = factors ? theta / factors[i] : theta;
+    cos[i] = std::cos(angle);  // the float overloads: cosf/sinf, as ggml calls them
+    sin[i] = std::sin(angle);
+    theta *= theta_scale;
   }
 }
 

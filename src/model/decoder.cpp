@@ -42,35 +42,6 @@ void attention_f32(const float* q, int n_q, int head_dim, const uint8_t* k_base,
   }
 }
 
-// The rotary tables of one position as ggml builds them (llama.cpp parity): the angle of pair i is
-// pos · θ^i with θ = base^(-2/n_rot) in float, multiplied up one pair at a time (not pos·inv_freq
-// as transformers does), divided by the pair's frequency factor; cosf/sinf of it.
-void rope_tables_ggml(int64_t pos, float theta_scale, const float* factors, int64_t half, float* cos, float* sin) {
-  float theta = static_cast<float>(pos);
-  for (int64_t i = 0; i < half; ++i) {
-    const float angle = factors ? theta / factors[i] : theta;
-    cos[i] = std::cos(angle);
-    sin[i] = std::sin(angle);
-    theta *= theta_scale;
-  }
-}
-
-// ggml's rotation, x [n_heads, head_dim]: its compiler contracts x0·cos − x1·sin into one fma
-// (the second product rounded, the first not), and likewise x0·sin + x1·cos.
-void rope_ggml(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos, const float* sin, RopeStyle style) {
-  const int64_t half = n_rot / 2;
-  for (int64_t h = 0; h < n_heads; ++h) {
-    float* v = x + h * head_dim;
-    for (int64_t i = 0; i < half; ++i) {
-      const int64_t i0 = style == RopeStyle::HalfSplit ? i : 2 * i;
-      const int64_t i1 = style == RopeStyle::HalfSplit ? i + half : 2 * i + 1;
-      const float x0 = v[i0], x1 = v[i1];
-      v[i0] = std::fma(x0, cos[i], -(x1 * sin[i]));
-      v[i1] = std::fma(x0, sin[i], x1 * cos[i]);
-    }
-  }
-}
-
 }  // namespace
 
 Decoder::Decoder(ArchitectureSpec spec, ModelWeights weights) : spec_(std::move(spec)), weights_(std::move(weights)) {
@@ -218,8 +189,8 @@ void Decoder::forward_batch(std::span<const int32_t> tokens, KVCache& cache, flo
   const auto rope_style = spec_.rope_style == RopeStyle::HalfSplit ? kernels::RopeStyle::Neox : kernels::RopeStyle::Norm;
   std::vector<float> cos(inv_freq_.size()), sin(inv_freq_.size());
   // An F16 cache is llama.cpp's precision, and with it the decoder follows ggml's arithmetic
-  // (rotary tables and rotation here; attention, norm and SwiGLU kernels do so always); an F32
-  // cache follows transformers' rotary arithmetic.
+  // (kernels::rope_tables_ggml and the rope_ggml kernel; attention, norm and SwiGLU kernels do
+  // so always); an F32 cache follows transformers' rotary arithmetic.
   const bool ggml_rope = cache.type() == KVType::F16;
 
   auto trace = [&](const char* name, int layer, const std::vector<float>& v, int64_t width) {
@@ -265,10 +236,10 @@ void Decoder::forward_batch(std::span<const int32_t> tokens, KVCache& cache, flo
     }
     for (int t = 0; t < n; ++t) {
       if (ggml_rope) {
-        rope_tables_ggml(start + t, rope_theta_scale_, rope_factors_.empty() ? nullptr : rope_factors_.data(),
-                         static_cast<int64_t>(cos.size()), cos.data(), sin.data());
-        rope_ggml(q_.data() + t * q_dim, spec_.n_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), spec_.rope_style);
-        rope_ggml(k_.data() + t * kv_dim, spec_.n_kv_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), spec_.rope_style);
+        kernels::rope_tables_ggml(start + t, rope_theta_scale_, rope_factors_.empty() ? nullptr : rope_factors_.data(),
+                                  static_cast<int64_t>(cos.size()), cos.data(), sin.data());
+        kt.rope_ggml(q_.data() + t * q_dim, spec_.n_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), rope_style);
+        kt.rope_ggml(k_.data() + t * kv_dim, spec_.n_kv_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), rope_style);
       } else {
         kernels::rope_cos_sin(start + t, inv_freq_.data(), static_cast<int64_t>(inv_freq_.size()), cos.data(), sin.data());
         kt.rope(q_.data() + t * q_dim, spec_.n_heads, hd, spec_.rotary_dims, cos.data(), sin.data(), rope_style);

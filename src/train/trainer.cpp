@@ -20,6 +20,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/process_memory.h"
 #include "formats/hf_folder.h"
 #include "formats/safetensors.h"
 #include "generate/generator.h"
@@ -71,14 +72,6 @@ double evaluate_loss(TrainingModel<float>& model, const std::vector<TokenizedExa
   }
   model.set_training(true);
   return count ? total / double(count) : 0.0;
-}
-
-uint64_t peak_rss_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
 }
 
 namespace {

@@ -64,7 +64,4 @@ double evaluate_loss(TrainingModel<float>& model, const std::vector<TokenizedExa
 // The whole `billion finetune` run on a loaded model; writes everything under options.out.
 void run_finetune(Model& model, const FinetuneOptions& options);
 
-// Peak resident memory of this process (VmHWM), bytes; 0 if unknown.
-uint64_t peak_rss_bytes();
-
 }  // namespace billion::train

@@ -101,6 +101,7 @@ def test_resume_after_interruption_gives_the_same_adapter(tiny, data, tmp_path):
     assert "resuming from" in r.stderr and "checkpoint-epoch-1" in r.stderr, r.stderr
     summary = json.loads((resumed / "summary.json").read_text())
     assert summary["resumed_from"].endswith("checkpoint-epoch-1")
+    assert summary["peak_rss_bytes"] > 1 << 20  # core/process_memory read VmHWM (a process is > 1 MiB)
 
     want = tensor_bytes(full / "adapter_model.safetensors")
     got = tensor_bytes(resumed / "adapter_model.safetensors")
