@@ -668,6 +668,30 @@ TEST(ThreadPool, CoversEveryItemOnceWithGrain) {
   }
 }
 
+// Shares are claimed by whichever thread gets there first, the caller included (it runs any
+// share no worker has started): under many back-to-back jobs, with the caller's own share fast
+// or slow, every share must still run exactly once per job, never twice and never for a stale job.
+TEST(ThreadPool, EveryShareRunsOnceWhoeverClaimsIt) {
+  for (int threads : {2, 3, 5}) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> runs(threads);
+    const int jobs = 3000;
+    for (int job = 0; job < jobs; ++job) {
+      std::vector<std::atomic<int>> hits(threads);
+      pool.parallel_for(threads, [&](int64_t b, int64_t e) {
+        if (b == 0 && job % 7 == 0)  // a slow caller share: workers finish theirs first
+          for (volatile int spin = 0; spin < 20000; ++spin) {}
+        for (int64_t i = b; i < e; ++i) {
+          hits[i]++;
+          runs[i]++;
+        }
+      });
+      for (int i = 0; i < threads; ++i) ASSERT_EQ(hits[i].load(), 1) << threads << " threads, job " << job << ", share " << i;
+    }
+    for (int i = 0; i < threads; ++i) EXPECT_EQ(runs[i].load(), jobs);
+  }
+}
+
 TEST(ThreadPool, ManySmallJobsAndErrors) {
   ThreadPool pool(2);
   std::atomic<int64_t> total{0};
