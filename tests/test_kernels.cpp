@@ -1,6 +1,7 @@
 // Kernels: every ISA's matmul and small ops against the scalar reference, the reference matmul
-// against float math on dequantized weights, thread-count determinism, ggml's rotary tables and
-// rotation against their definitions, and the thread pool.
+// against float math on dequantized weights, thread-count determinism, matmul_many against one
+// matrix at a time, ggml's rotary tables and rotation against their definitions, and the thread
+// pool.
 //
 // Tolerances come from a standard bound: a float sum of n terms t_k, in any order, is within
 // γ_n·Σ|t_k| of the exact sum (γ_n ≈ n·u, u = 2^-24). Two implementations summing the same
@@ -303,6 +304,81 @@ TEST(Matmul, RejectsBadShapes) {
   EXPECT_THROW(matmul({GgmlType::IQ2_XXS, w.data(), 2, 256, 66}, x.data(), y.data(), 1, pool), Error);
 }
 
+// matmul_many (q/k/v and gate/up in one call) must give every matrix exactly the bits of
+// multiplying it alone, for every ISA and thread count, with matrices of different types (one
+// or two activation formats, float weights), row counts that are not multiples of the tile or
+// of the row chunk, an empty matrix, and token counts hitting every token tile. The reference
+// is each (row, token) computed alone, one thread: no chunk or tile boundary in common.
+TEST(Matmul, ManyBitIdenticalToOneAtATime) {
+  const int64_t cols = 512;  // a multiple of both the 32- and the 256-element blocks
+  struct Mat {
+    GgmlType type;
+    int64_t rows;
+  };
+  const std::vector<std::vector<Mat>> sets = {
+      {{GgmlType::Q4_0, 37}, {GgmlType::Q4_0, 9}, {GgmlType::Q4_0, 9}},              // q, k, v (GQA)
+      {{GgmlType::Q4_1, 300}, {GgmlType::Q4_1, 300}},                                // up, gate
+      {{GgmlType::Q8_0, 21}, {GgmlType::Q4_K, 13}, {GgmlType::Q6_K, 0}, {GgmlType::F16, 7},
+       {GgmlType::Q5_1, 5}},  // Q8A, Q8K and float activations in one call
+  };
+  ThreadPool one(1);
+  for (Isa isa : available_isas()) {
+    const KernelTable& k = *kernels_for(isa);
+    for (size_t s = 0; s < sets.size(); ++s) {
+      std::vector<std::vector<uint8_t>> bytes;
+      std::vector<WeightView> ws;
+      for (size_t m = 0; m < sets[s].size(); ++m) {
+        const Mat& mat = sets[s][m];
+        bytes.push_back(make_weights(mat.type, std::max<int64_t>(mat.rows, 1), cols, 41 + uint32_t(10 * s + m)));
+        ws.push_back({mat.type, bytes.back().data(), mat.rows, cols, type_row_bytes(mat.type, cols)});
+      }
+      for (int64_t n_tok : {1, 2, 3, 9}) {
+        auto x = gaussian(static_cast<size_t>(n_tok * cols), 43);
+        // Expected: every (row, token) alone.
+        std::vector<std::vector<float>> want(ws.size());
+        for (size_t m = 0; m < ws.size(); ++m) {
+          want[m].resize(n_tok * ws[m].rows);
+          for (int64_t r = 0; r < ws[m].rows; ++r) {
+            const WeightView row{ws[m].type, ws[m].row(r), 1, cols, ws[m].row_bytes};
+            for (int64_t t = 0; t < n_tok; ++t) matmul(k, row, x.data() + t * cols, &want[m][t * ws[m].rows + r], 1, one);
+          }
+        }
+        for (int threads : {1, 2, 3, 5}) {
+          ThreadPool pool(threads);
+          constexpr int64_t kGuard = 8;  // trailing floats that must stay untouched
+          std::vector<std::vector<float>> got(ws.size());
+          std::vector<float*> ys;
+          for (size_t m = 0; m < ws.size(); ++m) {
+            got[m].assign(n_tok * ws[m].rows + kGuard, -12345.0f);
+            ys.push_back(got[m].data());
+          }
+          matmul_many(k, ws, x.data(), ys, n_tok, pool);
+          for (size_t m = 0; m < ws.size(); ++m) {
+            ASSERT_EQ(0, std::memcmp(got[m].data(), want[m].data(), want[m].size() * 4))
+                << isa_name(isa) << " set " << s << " matrix " << m << " (" << ggml_type_name(ws[m].type) << ") tokens "
+                << n_tok << " threads " << threads;
+            for (int64_t g = 0; g < kGuard; ++g) ASSERT_EQ(got[m][want[m].size() + g], -12345.0f) << "wrote past matrix " << m;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, ManyRejectsMismatchedInputs) {
+  auto w0 = make_weights(GgmlType::Q8_0, 2, 64, 1);
+  auto w1 = make_weights(GgmlType::Q8_0, 2, 96, 2);
+  const std::vector<WeightView> ws = {{GgmlType::Q8_0, w0.data(), 2, 64, type_row_bytes(GgmlType::Q8_0, 64)},
+                                      {GgmlType::Q8_0, w1.data(), 2, 96, type_row_bytes(GgmlType::Q8_0, 96)}};
+  std::vector<float> x(96), y0(2), y1(2);
+  ThreadPool pool(2);
+  std::vector<float*> ys = {y0.data(), y1.data()};
+  EXPECT_THROW(matmul_many(ws, x.data(), ys, 1, pool), Error);  // 64 vs 96 columns
+  std::vector<float*> one_y = {y0.data()};
+  EXPECT_THROW(matmul_many(std::span<const WeightView>(ws.data(), 1), x.data(), ys, 1, pool), Error);
+  EXPECT_NO_THROW(matmul_many(std::span<const WeightView>(ws.data(), 1), x.data(), one_y, 1, pool));
+}
+
 // ---- small ops: each ISA against the reference -------------------------------------------
 
 class OpsTest : public ::testing::TestWithParam<Isa> {
@@ -589,6 +665,30 @@ TEST(ThreadPool, CoversEveryItemOnceWithGrain) {
         for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << threads << " " << n << " " << grain;
       }
     }
+  }
+}
+
+// Shares are claimed by whichever thread gets there first, the caller included (it runs any
+// share no worker has started): under many back-to-back jobs, with the caller's own share fast
+// or slow, every share must still run exactly once per job, never twice and never for a stale job.
+TEST(ThreadPool, EveryShareRunsOnceWhoeverClaimsIt) {
+  for (int threads : {2, 3, 5}) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> runs(threads);
+    const int jobs = 3000;
+    for (int job = 0; job < jobs; ++job) {
+      std::vector<std::atomic<int>> hits(threads);
+      pool.parallel_for(threads, [&](int64_t b, int64_t e) {
+        if (b == 0 && job % 7 == 0)  // a slow caller share: workers finish theirs first
+          for (volatile int spin = 0; spin < 20000; ++spin) {}
+        for (int64_t i = b; i < e; ++i) {
+          hits[i]++;
+          runs[i]++;
+        }
+      });
+      for (int i = 0; i < threads; ++i) ASSERT_EQ(hits[i].load(), 1) << threads << " threads, job " << job << ", share " << i;
+    }
+    for (int i = 0; i < threads; ++i) EXPECT_EQ(runs[i].load(), jobs);
   }
 }
 

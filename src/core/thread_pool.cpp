@@ -28,7 +28,7 @@ ThreadPool::ThreadPool(int n_threads) {
   n_threads_ = n_threads > 0 ? n_threads : default_thread_count();
   if (n_threads_ < 1) n_threads_ = 1;
   workers_.reserve(n_threads_ - 1);
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -54,7 +54,16 @@ void ThreadPool::run_share(int index) {
   }
 }
 
-void ThreadPool::worker_loop(int index) {
+void ThreadPool::run_unclaimed() {
+  for (;;) {
+    const int share = next_share_.fetch_add(1, std::memory_order_acq_rel);
+    if (share >= n_threads_) return;
+    run_share(share);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+  }
+}
+
+void ThreadPool::worker_loop() {
   tl_inside_pool = true;
   uint32_t seen = 0;
   for (;;) {
@@ -69,8 +78,7 @@ void ThreadPool::worker_loop(int index) {
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    run_share(index);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    run_unclaimed();
   }
 }
 
@@ -89,11 +97,15 @@ void ThreadPool::parallel_for(int64_t n_items, const RangeFn& fn, int64_t grain)
   grain_ = grain;
   error_ = nullptr;
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  next_share_.store(1, std::memory_order_release);
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
 
   tl_inside_pool = true;
   run_share(0);
+  // Shares no worker has claimed yet: run them here rather than wait for a worker that may not
+  // have a CPU (see thread_pool.h).
+  run_unclaimed();
   tl_inside_pool = false;
 
   int left = pending_.load(std::memory_order_acquire);

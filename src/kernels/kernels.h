@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -121,6 +122,15 @@ void matmul(const WeightView& w, const float* x, float* y, int64_t n_tokens, Thr
 // The same with an explicit table (tests and benchmarks).
 void matmul(const KernelTable& k, const WeightView& w, const float* x, float* y,
             int64_t n_tokens, ThreadPool& pool);
+// ys[i] [n_tokens, ws[i].rows] = x [n_tokens, cols] · ws[i]ᵀ for every i: several matrices
+// applied to the same input (q/k/v, gate/up), with the activations quantized once per format
+// and the row chunks of all matrices shared out in one parallel region (one barrier instead of
+// one per matrix, which is what a decode step mostly waits on). Every output equals matmul()'s
+// bit for bit. All ws[i].cols must be equal; types may differ; ys.size() == ws.size().
+void matmul_many(std::span<const WeightView> ws, const float* x, std::span<float* const> ys,
+                 int64_t n_tokens, ThreadPool& pool);
+void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const float* x,
+                 std::span<float* const> ys, int64_t n_tokens, ThreadPool& pool);
 
 // cos/sin tables of one position: cos[i] = cos(pos * inv_freq[i]), i < half (= n_rot/2).
 // inv_freq[i] = base^(-2i/n_rot), divided by any rope scaling (llama3, linear) by the caller.

@@ -1,9 +1,11 @@
-// The matmul driver: checks the weight view, quantizes the activations once per call (Q8A for
-// the 32-element formats, Q8K for K-quants), hands the weight rows out to the pool's threads in
-// small chunks and walks the tokens in chunks, calling the table's tile kernel.
+// The matmul driver: checks the weight views, quantizes the activations once per call (Q8A for
+// the 32-element formats, Q8K for K-quants) for every matrix of the call, hands the weight rows
+// of all matrices out to the pool's threads in small chunks and walks the tokens in chunks,
+// calling the table's tile kernel.
 // ISA-independent; the table decides.
 #include <algorithm>
 #include <atomic>
+#include <span>
 #include <vector>
 
 #include "core/error.h"
@@ -53,52 +55,108 @@ constexpr int64_t kMaxChunkRows = 256;
 
 }  // namespace
 
-void matmul(const KernelTable& k, const WeightView& w, const float* x, float* y,
-            int64_t n_tokens, ThreadPool& pool) {
-  const TypeKernel tk = kernel_for(k, w.type);
-  if (!tk.fn) fail("matmul", "weight type {} is not supported", ggml_type_name(w.type));
-  const int be = type_block_elements(w.type);
-  if (w.cols % be != 0)
-    fail("matmul", "{} weight with {} columns: not a multiple of the block size {}", ggml_type_name(w.type), w.cols, be);
-  if (w.row_bytes < type_row_bytes(w.type, w.cols))
-    fail("matmul", "{} weight row stride {} < {} bytes", ggml_type_name(w.type), w.row_bytes, type_row_bytes(w.type, w.cols));
-  if (n_tokens <= 0 || w.rows <= 0) return;
-
-  // Quantized activations live in a per-thread buffer reused across calls (no allocation in
-  // the steady state of a decode loop).
-  thread_local std::vector<uint8_t> scratch;
-  const void* act = x;
-  size_t act_row_bytes = static_cast<size_t>(w.cols) * sizeof(float);
-  if (tk.act != ActKind::F32) {
-    act_row_bytes = tk.act == ActKind::Q8A ? w.cols / kQK * sizeof(BlockQ8A) : w.cols / kQKK * sizeof(BlockQ8K);
-    scratch.resize(act_row_bytes * n_tokens);
-    uint8_t* buf = scratch.data();
-    auto quantize = tk.act == ActKind::Q8A ? k.quantize_q8a : k.quantize_q8k;
-    const int64_t cols = w.cols;
-    pool.parallel_for(n_tokens, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) quantize(x + t * cols, buf + t * act_row_bytes, cols);
-    });
-    act = buf;
-  }
-
-  // Token chunks are a multiple of the widest token tile (4).
-  const int64_t chunk = std::min(std::max<int64_t>(static_cast<int64_t>(kActChunkBytes / act_row_bytes) & ~int64_t{3}, 4), n_tokens);
-  const auto* a = static_cast<const uint8_t*>(act);
+void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const float* x,
+                 std::span<float* const> ys, int64_t n_tokens, ThreadPool& pool) {
+  if (ws.size() != ys.size())
+    fail("matmul_many", "{} weight matrices but {} outputs", ws.size(), ys.size());
+  // Per matrix: its tile kernel, activation kind, row chunk and first global chunk index.
+  struct Job {
+    TypeKernel tk;
+    int64_t row_chunk;
+    int64_t first_chunk;
+  };
+  // Thread-local storage is reached through these references: inside the parallel lambda a
+  // thread_local name would mean the running worker's own (empty) instance.
+  thread_local std::vector<Job> tl_jobs;
+  thread_local std::vector<uint8_t> tl_q8a, tl_q8k;
+  std::vector<Job>& jobs = tl_jobs;
+  jobs.clear();
   const int64_t threads = pool.size();
-  const int64_t row_chunk = std::clamp<int64_t>((w.rows / (threads * kChunksPerThread)) & ~int64_t{3}, 4, kMaxChunkRows);
-  std::atomic<int64_t> next_row{0};
+  int64_t n_chunks = 0;
+  bool need[3] = {false, false, false};  // indexed by ActKind
+  for (const WeightView& w : ws) {
+    const TypeKernel tk = kernel_for(k, w.type);
+    if (!tk.fn) fail("matmul", "weight type {} is not supported", ggml_type_name(w.type));
+    const int be = type_block_elements(w.type);
+    if (w.cols % be != 0)
+      fail("matmul", "{} weight with {} columns: not a multiple of the block size {}", ggml_type_name(w.type), w.cols, be);
+    if (w.row_bytes < type_row_bytes(w.type, w.cols))
+      fail("matmul", "{} weight row stride {} < {} bytes", ggml_type_name(w.type), w.row_bytes, type_row_bytes(w.type, w.cols));
+    if (w.cols != ws[0].cols)
+      fail("matmul_many", "weight matrices of {} and {} columns: all must take the same input", ws[0].cols, w.cols);
+    const int64_t row_chunk = std::clamp<int64_t>((w.rows / (threads * kChunksPerThread)) & ~int64_t{3}, 4, kMaxChunkRows);
+    jobs.push_back({tk, row_chunk, n_chunks});
+    if (w.rows > 0) n_chunks += (w.rows + row_chunk - 1) / row_chunk;
+    need[static_cast<int>(tk.act)] = true;
+  }
+  if (n_tokens <= 0 || n_chunks == 0) return;
+
+  // Quantized activations live in per-thread buffers reused across calls (no allocation in
+  // the steady state of a decode loop), one per activation format the matrices need, each
+  // quantized once for all of them.
+  std::vector<uint8_t>& scratch_q8a = tl_q8a;
+  std::vector<uint8_t>& scratch_q8k = tl_q8k;
+  const int64_t cols = ws[0].cols;
+  const size_t f32_row_bytes = static_cast<size_t>(cols) * sizeof(float);
+  const size_t q8a_row_bytes = need[int(ActKind::Q8A)] ? cols / kQK * sizeof(BlockQ8A) : 0;
+  const size_t q8k_row_bytes = need[int(ActKind::Q8K)] ? cols / kQKK * sizeof(BlockQ8K) : 0;
+  scratch_q8a.resize(q8a_row_bytes * n_tokens);
+  scratch_q8k.resize(q8k_row_bytes * n_tokens);
+  if (q8a_row_bytes + q8k_row_bytes > 0) {
+    uint8_t* qa = scratch_q8a.data();
+    uint8_t* qk = scratch_q8k.data();
+    pool.parallel_for(n_tokens, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        if (q8a_row_bytes) k.quantize_q8a(x + t * cols, qa + t * q8a_row_bytes, cols);
+        if (q8k_row_bytes) k.quantize_q8k(x + t * cols, qk + t * q8k_row_bytes, cols);
+      }
+    });
+  }
+  const uint8_t* const q8a = scratch_q8a.data();
+  const uint8_t* const q8k = scratch_q8k.data();
+  auto act_of = [&](ActKind kind, size_t& row_bytes) -> const uint8_t* {
+    switch (kind) {
+      case ActKind::Q8A: row_bytes = q8a_row_bytes; return q8a;
+      case ActKind::Q8K: row_bytes = q8k_row_bytes; return q8k;
+      default: row_bytes = f32_row_bytes; return reinterpret_cast<const uint8_t*>(x);
+    }
+  };
+
+  // The row chunks of all matrices form one list, handed out from one counter in one parallel
+  // region: one barrier for q, k and v together instead of three.
+  std::atomic<int64_t> next_chunk{0};
   pool.parallel_for(threads, [&](int64_t, int64_t) {
+    size_t m = 0;
     for (;;) {
-      const int64_t r0 = next_row.fetch_add(row_chunk, std::memory_order_relaxed);
-      if (r0 >= w.rows) return;
-      const int64_t r1 = std::min(r0 + row_chunk, w.rows);
+      const int64_t c = next_chunk.fetch_add(1, std::memory_order_relaxed);
+      if (c >= n_chunks) return;
+      while (m + 1 < jobs.size() && jobs[m + 1].first_chunk <= c) ++m;  // chunks only increase
+      const WeightView& w = ws[m];
+      const Job& job = jobs[m];
+      size_t act_row_bytes = 0;
+      const uint8_t* a = act_of(job.tk.act, act_row_bytes);
+      // Token chunks are a multiple of the widest token tile (4).
+      const int64_t chunk = std::min(std::max<int64_t>(static_cast<int64_t>(kActChunkBytes / act_row_bytes) & ~int64_t{3}, 4), n_tokens);
+      const int64_t r0 = (c - job.first_chunk) * job.row_chunk;
+      const int64_t r1 = std::min(r0 + job.row_chunk, w.rows);
       for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk) {
         const int64_t nt = std::min(chunk, n_tokens - t0);
-        tk.fn(w.row(r0), w.row_bytes, r1 - r0, a + t0 * act_row_bytes, act_row_bytes, nt,
-              y + t0 * w.rows + r0, w.rows, w.cols);
+        job.tk.fn(w.row(r0), w.row_bytes, r1 - r0, a + t0 * act_row_bytes, act_row_bytes, nt,
+                  ys[m] + t0 * w.rows + r0, w.rows, w.cols);
       }
     }
   });
+}
+
+void matmul(const KernelTable& k, const WeightView& w, const float* x, float* y,
+            int64_t n_tokens, ThreadPool& pool) {
+  float* const ys[1] = {y};
+  matmul_many(k, std::span<const WeightView>(&w, 1), x, ys, n_tokens, pool);
+}
+
+void matmul_many(std::span<const WeightView> ws, const float* x, std::span<float* const> ys,
+                 int64_t n_tokens, ThreadPool& pool) {
+  matmul_many(active_kernels(), ws, x, ys, n_tokens, pool);
 }
 
 void matmul(const WeightView& w, const float* x, float* y, int64_t n_tokens, ThreadPool& pool) {

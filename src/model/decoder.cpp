@@ -74,6 +74,20 @@ KVCache Decoder::make_cache(int capacity, KVType type) const {
 
 void Decoder::project(const Linear& l, const float* x, float* y, int n, ThreadPool& pool) {
   kernels::matmul(l.weight, x, y, n, pool);
+  add_bias_and_lora(l, x, y, n, pool);
+}
+
+void Decoder::project_many(std::span<const Linear* const> ls, std::span<float* const> ys, const float* x, int n, ThreadPool& pool) {
+  // The bias and LoRA terms only read x and add to their own output, so applying them after
+  // all the matmuls gives what project() one at a time gives.
+  kernels::WeightView views[4];
+  if (ls.size() > std::size(views)) fail("Decoder::project_many", "{} projections, at most {}", ls.size(), std::size(views));
+  for (size_t i = 0; i < ls.size(); ++i) views[i] = ls[i]->weight;
+  kernels::matmul_many(std::span<const kernels::WeightView>(views, ls.size()), x, ys, n, pool);
+  for (size_t i = 0; i < ls.size(); ++i) add_bias_and_lora(*ls[i], x, ys[i], n, pool);
+}
+
+void Decoder::add_bias_and_lora(const Linear& l, const float* x, float* y, int n, ThreadPool& pool) {
   if (!l.bias.empty()) {
     const auto& kt = kernels::active_kernels();
     for (int t = 0; t < n; ++t) kt.add(y + int64_t(t) * l.weight.rows, l.bias.data(), y + int64_t(t) * l.weight.rows, l.weight.rows);
@@ -203,9 +217,9 @@ void Decoder::forward_batch(std::span<const int32_t> tokens, KVCache& cache, flo
 
     // q, k, v [n, q_dim | kv_dim]
     if (L.fused == FusedQkvLayout::None) {
-      project(L.q, h_.data(), q_.data(), n, pool);
-      project(L.k, h_.data(), k_.data(), n, pool);
-      project(L.v, h_.data(), v_.data(), n, pool);
+      const Linear* const qkv[] = {&L.q, &L.k, &L.v};
+      float* const qkv_out[] = {q_.data(), k_.data(), v_.data()};
+      project_many(qkv, qkv_out, h_.data(), n, pool);
     } else {
       const int64_t width = q_dim + 2 * kv_dim;
       grow(qkv_, n * width);
@@ -272,14 +286,16 @@ void Decoder::forward_batch(std::span<const int32_t> tokens, KVCache& cache, flo
     } else if (!L.ffn_norm_w.empty()) {
       norm(L.ffn_norm_w, L.ffn_norm_b, x_.data(), h_.data());
     }
-    project(L.up, h_.data(), up_.data(), n, pool);
     if (spec_.mlp == MlpKind::SwiGLU) {
-      project(L.gate, h_.data(), gate_.data(), n, pool);
+      const Linear* const up_gate[] = {&L.up, &L.gate};
+      float* const up_gate_out[] = {up_.data(), gate_.data()};
+      project_many(up_gate, up_gate_out, h_.data(), n, pool);
       trace("ffn_gate", layer, gate_, F);
       trace("ffn_up", layer, up_, F);
       kt.silu_mul(gate_.data(), up_.data(), up_.data(), n * F);
       trace("ffn_swiglu", layer, up_, F);
     } else {
+      project(L.up, h_.data(), up_.data(), n, pool);
       kt.gelu(up_.data(), up_.data(), n * F);
     }
     project(L.down, up_.data(), mlp_out_.data(), n, pool);

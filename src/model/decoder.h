@@ -66,6 +66,12 @@ class Decoder {
                      kernels::AttentionOrder order, ThreadPool& pool);
   void attention(int layer, int n, int start, KVCache& cache, kernels::AttentionOrder order, ThreadPool& pool);
   void project(const Linear& l, const float* x, float* y, int n, ThreadPool& pool);
+  // Several projections of the same input x [n, in] (q/k/v, up/gate): one kernels::matmul_many
+  // (activations quantized once, one parallel region), then each output gets its bias and LoRA
+  // term as project() adds them; ys[i] [n, ls[i]->weight.rows]. Same bits as project() each.
+  void project_many(std::span<const Linear* const> ls, std::span<float* const> ys, const float* x, int n, ThreadPool& pool);
+  // The bias and LoRA term of l added to y = x·Wᵀ [n, out] (x [n, in]).
+  void add_bias_and_lora(const Linear& l, const float* x, float* y, int n, ThreadPool& pool);
 
   ArchitectureSpec spec_;
   ModelWeights weights_;
