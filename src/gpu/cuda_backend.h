@@ -5,9 +5,10 @@
 //     (the fidelity mode: the transformers F32 forward pass to ~1e-6); quantized GGUF types are
 //     expanded to that precision on upload, so int8/int4 files keep their rounding error but
 //     not their size on the GPU;
-//   - matrix products go to cuBLAS (F16 × F16 with F32 accumulation, or F32 SGEMM without TF32);
-//     norms, rotary, attention, activations and residual adds are our kernels (cuda_kernels.cu),
-//     all in F32; the KV cache is F32 or F16 as the cache's type says;
+//   - matrix products of several tokens go to cuBLAS (F16 × F16 with F32 accumulation, or F32
+//     SGEMM without TF32), one token's to our GEMV; norms, rotary, attention, activations and
+//     residual adds are our kernels (cuda_kernels.cu), all in F32; the KV cache is F32 or F16 as
+//     the cache's type says;
 //   - rotary angles are pos × inv_freq in float32, as transformers computes them.
 // Built when CMake finds a CUDA compiler (BILLION_CUDA); otherwise attach_cuda() throws a
 // clear error and cuda_available() says why.
