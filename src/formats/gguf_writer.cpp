@@ -43,6 +43,22 @@ void put_value(std::vector<uint8_t>& out, const GgufValue& v) {
   }
 }
 
+// An ARRAY value of `type` elements, one per value; fill(element, value) sets the element's field.
+template <typename T, typename Fill>
+GgufValue array_value(GgufValueType type, const std::vector<T>& values, Fill fill) {
+  GgufValue v;
+  v.type = GgufValueType::ARRAY;
+  v.array_type = type;
+  v.array.reserve(values.size());
+  for (const T& x : values) {
+    GgufValue e;
+    e.type = type;
+    fill(e, x);
+    v.array.push_back(std::move(e));
+  }
+  return v;
+}
+
 }  // namespace
 
 void GgufWriter::set(const std::string& key, const GgufValue& value) {
@@ -62,30 +78,14 @@ void GgufWriter::set_string(const std::string& key, const std::string& value) {
 }
 
 void GgufWriter::set_i32_array(const std::string& key, const std::vector<int32_t>& values) {
-  GgufValue v;
-  v.type = GgufValueType::ARRAY;
-  v.array_type = GgufValueType::I32;
-  for (int32_t x : values) {
-    GgufValue e;
-    e.type = GgufValueType::I32;
-    e.i = x;
-    e.u = static_cast<uint64_t>(x);
-    v.array.push_back(e);
-  }
-  set(key, v);
+  set(key, array_value(GgufValueType::I32, values, [](GgufValue& e, int32_t x) {
+        e.i = x;
+        e.u = static_cast<uint64_t>(x);
+      }));
 }
 
 void GgufWriter::set_f32_array(const std::string& key, const std::vector<float>& values) {
-  GgufValue v;
-  v.type = GgufValueType::ARRAY;
-  v.array_type = GgufValueType::F32;
-  for (float x : values) {
-    GgufValue e;
-    e.type = GgufValueType::F32;
-    e.f = x;
-    v.array.push_back(e);
-  }
-  set(key, v);
+  set(key, array_value(GgufValueType::F32, values, [](GgufValue& e, float x) { e.f = x; }));
 }
 
 void GgufWriter::set_u32(const std::string& key, uint32_t value) {
@@ -111,16 +111,7 @@ void GgufWriter::set_bool(const std::string& key, bool value) {
 }
 
 void GgufWriter::set_string_array(const std::string& key, const std::vector<std::string>& values) {
-  GgufValue v;
-  v.type = GgufValueType::ARRAY;
-  v.array_type = GgufValueType::STRING;
-  for (const auto& s : values) {
-    GgufValue e;
-    e.type = GgufValueType::STRING;
-    e.str = s;
-    v.array.push_back(std::move(e));
-  }
-  set(key, v);
+  set(key, array_value(GgufValueType::STRING, values, [](GgufValue& e, const std::string& x) { e.str = x; }));
 }
 
 namespace {

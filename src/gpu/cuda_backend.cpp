@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/half.h"
 #include "gpu/cuda_kernels.cuh"
+#include "kernels/kernels.h"
 #include "kernels/quant.h"
 
 namespace billion::gpu {
@@ -148,12 +148,10 @@ class CudaBackend final : public DeviceBackend {
   CudaBackend(const Decoder& decoder, const CudaOptions& options);
   ~CudaBackend() override;
   std::string device_name() const override { return name_; }
-  std::string weight_precision() const override { return half_weights_ ? "f16" : "f32"; }
   std::unique_ptr<KVDeviceStorage> make_kv_storage(int capacity, KVType type) override {
     return std::make_unique<CudaKV>(spec_.n_layers, capacity, spec_.n_kv_heads * spec_.head_dim, type == KVType::F16, counter_);
   }
   void forward_batch(std::span<const int32_t> tokens, KVCache& cache, float* logits, LogitsFor which) override;
-  uint64_t memory_bytes() const override { return counter_->now; }
   uint64_t peak_memory_bytes() const override { return counter_->peak; }
 
  private:
@@ -247,11 +245,10 @@ DeviceLinear CudaBackend::upload_linear(const Linear& l, const std::string& what
     for (int64_t r = 0; r < nr; ++r) kernels::dequantize_row(w.type, w.row(r0 + r), rows_f32.data() + r * w.cols, w.cols);
     const void* src = rows_f32.data();
     if (half_weights_) {
-      for (int64_t i = 0; i < nr * w.cols; ++i) {
+      for (int64_t i = 0; i < nr * w.cols; ++i)
         if (std::fabs(rows_f32[i]) > 65504.0f)
           throw Error(fmt::format("--device cuda: {} weight {} is outside the F16 range; use --gpu-weights f32", what, rows_f32[i]));
-        rows_f16[i] = f32_to_f16(rows_f32[i]);
-      }
+      kernels::active_kernels().f32_to_f16(rows_f32.data(), rows_f16.data(), nr * w.cols);  // the KV cache's conversion
       src = rows_f16.data();
     }
     check(cudaMemcpy(d.weight.as<uint8_t>() + size_t(r0) * w.cols * element, src, size_t(nr) * w.cols * element, cudaMemcpyHostToDevice),

@@ -135,36 +135,39 @@ void add(const float* a, const float* b, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
-void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,
-          const float* sin, RopeStyle style) {
+namespace {
+// Calls rotate(x0, x1, cos, sin, out0, out1) for every rotated pair of every head, in place.
+// Neox pairs dimension i with i + half; Norm pairs 2i with 2i+1.
+template <typename Rotate>
+void rotate_pairs(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos, const float* sin,
+                  RopeStyle style, Rotate rotate) {
   const int64_t half = n_rot / 2;
   for (int64_t h = 0; h < n_heads; ++h) {
     float* v = x + h * head_dim;
     for (int64_t i = 0; i < half; ++i) {
-      // Neox pairs dimension i with i + half; Norm pairs 2i with 2i+1.
       const int64_t i0 = style == RopeStyle::Neox ? i : 2 * i;
       const int64_t i1 = style == RopeStyle::Neox ? i + half : 2 * i + 1;
-      const float x0 = v[i0], x1 = v[i1];
-      v[i0] = x0 * cos[i] - x1 * sin[i];
-      v[i1] = x0 * sin[i] + x1 * cos[i];
+      rotate(v[i0], v[i1], cos[i], sin[i], v[i0], v[i1]);
     }
   }
+}
+}  // namespace
+
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,
+          const float* sin, RopeStyle style) {
+  rotate_pairs(x, n_heads, head_dim, n_rot, cos, sin, style, [](float x0, float x1, float c, float s, float& y0, float& y1) {
+    y0 = x0 * c - x1 * s;
+    y1 = x0 * s + x1 * c;
+  });
 }
 
 void rope_ggml(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,
                const float* sin, RopeStyle style) {
-  const int64_t half = n_rot / 2;
-  for (int64_t h = 0; h < n_heads; ++h) {
-    float* v = x + h * head_dim;
-    for (int64_t i = 0; i < half; ++i) {
-      const int64_t i0 = style == RopeStyle::Neox ? i : 2 * i;
-      const int64_t i1 = style == RopeStyle::Neox ? i + half : 2 * i + 1;
-      const float x0 = v[i0], x1 = v[i1];
-      // Written as explicit fmas so that no compiler flag (-ffp-contract) changes the bits.
-      v[i0] = std::fma(x0, cos[i], -(x1 * sin[i]));
-      v[i1] = std::fma(x0, sin[i], x1 * cos[i]);
-    }
-  }
+  // Written as explicit fmas so that no compiler flag (-ffp-contract) changes the bits.
+  rotate_pairs(x, n_heads, head_dim, n_rot, cos, sin, style, [](float x0, float x1, float c, float s, float& y0, float& y1) {
+    y0 = std::fma(x0, c, -(x1 * s));
+    y1 = std::fma(x0, s, x1 * c);
+  });
 }
 
 void f32_to_f16(const float* x, uint16_t* y, int64_t n) {

@@ -32,14 +32,11 @@ class DeviceBackend {
  public:
   virtual ~DeviceBackend() = default;
   virtual std::string device_name() const = 0;
-  // What the weights are held as on the device ("f16", "f32").
-  virtual std::string weight_precision() const = 0;
   virtual std::unique_ptr<KVDeviceStorage> make_kv_storage(int capacity, KVType type) = 0;
   // One micro-batch, as Decoder::forward_batch: tokens at positions cache.size()...; logits
   // [n_out, vocab] written to host memory; returns when the work is done (timings are honest).
   virtual void forward_batch(std::span<const int32_t> tokens, KVCache& cache, float* logits, LogitsFor which) = 0;
-  // Device memory this backend has allocated (weights, caches, scratch): now and at its peak.
-  virtual uint64_t memory_bytes() const = 0;
+  // Device memory this backend has allocated at its peak (weights, caches, scratch).
   virtual uint64_t peak_memory_bytes() const = 0;
 };
 
