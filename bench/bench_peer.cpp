@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "Threads")->capture_default_str();
   app.add_option("--out", out, "JSON file (default: stdout)");
   app.add_option("--quantize", quantize, "Quantize float weights at load: int8 (Q8_0) or int4 (Q4_0)");
+  bool no_interleave = false;
+  app.add_flag("--no-interleave", no_interleave, "Keep Q4_0/Q8_0 matrices in the file's layout (A/B of the interleaved kernels)");
   CLI11_PARSE(app, argc, argv);
   try {
     std::vector<Test> tests;
@@ -89,6 +91,7 @@ int main(int argc, char** argv) {
     auto t_load = Clock::now();
     LoadOptions load;
     if (!quantize.empty()) load.quantization = parse_load_quantization(quantize);
+    load.interleave_weights = !no_interleave;
     auto model = Model::load(model_path, load);
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
     ThreadPool pool(threads);
@@ -106,7 +109,7 @@ int main(int argc, char** argv) {
       results[t.name] = {{"mean", mean}, {"std", sd}, {"runs", v}};
       std::fprintf(stderr, "ours %s: %.2f ± %.2f tok/s\n", t.name.c_str(), mean, sd);
     }
-    nlohmann::json j = {{"engine", "billion"}, {"model", model_path}, {"quantize", quantize}, {"threads", pool.size()},
+    nlohmann::json j = {{"engine", "billion"}, {"model", model_path}, {"quantize", quantize}, {"interleave", !no_interleave}, {"threads", pool.size()},
                         {"kernels", kernels::isa_name(kernels::active_kernels().isa)}, {"load_s", load_s},
                         {"peak_rss_mib", peak_rss_bytes() / 1048576.0}, {"tests", results}};
     if (out.empty()) std::printf("%s\n", j.dump().c_str());

@@ -6,12 +6,13 @@ down, every feature kept), and the reference outputs tests/test_engine_fidelity.
 Run with the reference environment (torch 2.15, transformers 5.23.0, gguf 0.19.0,
 llama-cpp-python 0.3.36):
     /root/.cache/billion/refenv/bin/python tools/make_engine_fixtures.py
+    /root/.cache/billion/refenv/bin/python tools/make_engine_fixtures.py --add q4_0   # one more GGUF type
 
 Per model <name>:
   f32/    config.json, model.safetensors (F32), tokenizer.json (byte-level BPE: 256 byte tokens,
           2 merges, <|endoftext|> = 258, [PADn] for the other ids)
   bf16/   the same weights rounded to BF16 (not for the StableLM variants)
-  <name>.f16.gguf, <name>.q8_0.gguf  (converted here following llama.cpp's convert_hf_to_gguf:
+  <name>.f16.gguf, <name>.q8_0.gguf, <name>.q4_0.gguf  (converted here following llama.cpp's convert_hf_to_gguf:
           q/k row permutation for llama, rope_freqs for llama3 scaling, fused QKV reordered to
           [q; k; v] blocks for GPT-NeoX, stacked q/k norms for StableLM; gpt2 tokenizer metadata)
   expected.json  prompts (token ids; the fixture stores ids, not text), greedy continuations
@@ -20,7 +21,7 @@ Per model <name>:
 
 References: "hf_f32" = transformers F32 forward of f32/; "hf_bf16" = transformers F32 forward of
 the BF16-rounded weights (what an exact engine computes from bf16/); "llama_cpp_f16",
-"llama_cpp_q8_0" = llama-cpp-python (logits_all=True, default F16 KV cache, 1 thread) on the
+"llama_cpp_q8_0", "llama_cpp_q4_0" = llama-cpp-python (logits_all=True, default F16 KV cache, 1 thread) on the
 GGUF files. Greedy continuations are 32 tokens, never stopping at eos.
 """
 import gzip
@@ -283,7 +284,8 @@ def write_gguf(path, cfg, tensors, qtype):
     w.add_head_count(n_head)
     w.add_head_count_kv(cfg.get("num_key_value_heads", n_head))
     w.add_vocab_size(cfg["vocab_size"])
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if qtype == Q.F16 else gguf.LlamaFileType.MOSTLY_Q8_0)
+    w.add_file_type({Q.F16: gguf.LlamaFileType.MOSTLY_F16, Q.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
+                     Q.Q4_0: gguf.LlamaFileType.MOSTLY_Q4_0}[qtype])
     if mt == "llama":
         w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
         w.add_rope_freq_base(cfg["rope_theta"])
@@ -399,9 +401,39 @@ def make(name, seed):
     print(name, summary)
 
 
+def add_quantized_reference(name, qname):
+    """Adds one more llama.cpp reference to an existing fixture without touching the others: the
+    GGUF in `qname` converted from the committed f32/ weights, llama.cpp's logits and greedy
+    continuations on the committed prompts, and its entry in expected.json."""
+    from safetensors.numpy import load_file
+    cfg = make_config(name)
+    folder = OUT / name
+    expected = json.loads((folder / "expected.json").read_text())
+    tensors = {k: torch.from_numpy(v) for k, v in load_file(str(folder / "f32" / "model.safetensors")).items()}
+    path = folder / f"{name}.{qname}.gguf"
+    write_gguf(path, cfg, gguf_tensors(cfg, tensors), getattr(Q, qname.upper()))
+    lg, gr = llama_cpp_reference(path, expected["prompts"])
+    hf = read_logits(folder / "hf_f32.logits.gz", expected["vocab"])
+    write_logits(folder / f"llama_cpp_{qname}.logits.gz", lg)
+    expected["references"][f"llama_cpp_{qname}"] = {
+        "model": path.name, "logits": f"llama_cpp_{qname}.logits.gz", "greedy": gr,
+        "max_abs_logit": float(np.abs(lg).max()), "max_diff_vs_hf_f32": float(np.abs(lg - hf).max())}
+    (folder / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    print(name, qname, float(np.abs(lg).max()), float(np.abs(lg - hf).max()))
+
+
+def read_logits(path, vocab):
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), dtype="<f4").reshape(-1, vocab)
+
+
 def main():
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
+    if len(sys.argv) > 2 and sys.argv[1] == "--add":  # --add q4_0 [names...]
+        for name in sys.argv[3:] or list(MODELS):
+            add_quantized_reference(name, sys.argv[2])
+        return
     names = sys.argv[1:] or list(MODELS)
     for i, name in enumerate(MODELS):
         if name in names:

@@ -176,7 +176,9 @@ void run(const BenchOptions& o) {
     std::string name = display_name(models[mi]);
     reset_peak_memory();
     uint64_t rss_before = current_rss_bytes();
-    auto model = Model::load(paths[mi], o.model_flags.load_options());
+    LoadOptions load = o.model_flags.load_options();
+    load.interleave_weights = !cuda;  // the GPU gets its own copy: keep the host's in the file's pages
+    auto model = Model::load(paths[mi], load);
     std::shared_ptr<DeviceBackend> backend;
     if (cuda) {
       if (!o.quiet) std::fprintf(stderr, "[cuda] %s: uploading the weights as %s\n", name.c_str(), o.gpu_weights.c_str());

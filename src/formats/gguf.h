@@ -59,6 +59,9 @@ class GgufFile {
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
   size_t file_size() const { return bytes_.size(); }
+  // True when the tensor data lies in a read-only mapping of the file (not from_memory): pages
+  // of it can be given back to the kernel and are read from the file again when touched.
+  bool file_backed() const { return file_.data() != nullptr; }
 
   const std::map<std::string, GgufValue>& metadata() const { return metadata_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }

@@ -242,7 +242,7 @@ DeviceLinear CudaBackend::upload_linear(const Linear& l, const std::string& what
   std::vector<uint16_t> rows_f16(half_weights_ ? rows_f32.size() : 0);
   for (int64_t r0 = 0; r0 < w.rows; r0 += block_rows) {
     const int64_t nr = std::min(block_rows, w.rows - r0);
-    for (int64_t r = 0; r < nr; ++r) kernels::dequantize_row(w.type, w.row(r0 + r), rows_f32.data() + r * w.cols, w.cols);
+    for (int64_t r = 0; r < nr; ++r) kernels::dequantize_weight_row(w, r0 + r, rows_f32.data() + r * w.cols);
     const void* src = rows_f32.data();
     if (half_weights_) {
       for (int64_t i = 0; i < nr * w.cols; ++i)

@@ -41,6 +41,7 @@ const KernelTable& scalar_kernel_table() {
       .mm_q8_0 = ref::mm_q8_0, .mm_q4_0 = ref::mm_q4_0, .mm_q4_1 = ref::mm_q4_1,
       .mm_q5_0 = ref::mm_q5_0, .mm_q5_1 = ref::mm_q5_1,
       .mm_q4_k = ref::mm_q4_k, .mm_q5_k = ref::mm_q5_k, .mm_q6_k = ref::mm_q6_k,
+      .mm_q4_0x16 = ref::mm_q4_0x16, .mm_q8_0x16 = ref::mm_q8_0x16, .interleave_at_load = false,
       .quantize_q8a = ref::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
       .rmsnorm = ref::rmsnorm, .layernorm = ref::layernorm, .softmax = ref::softmax,
       .silu_mul = ref::silu_mul, .gelu = ref::gelu, .add = ref::add, .rope = ref::rope,
@@ -58,6 +59,9 @@ const KernelTable& avx2_kernel_table() {
       .mm_q8_0 = avx2::mm_q8_0, .mm_q4_0 = avx2::mm_q4_0, .mm_q4_1 = avx2::mm_q4_1,
       .mm_q5_0 = avx2::mm_q5_0, .mm_q5_1 = avx2::mm_q5_1,
       .mm_q4_k = avx2::mm_q4_k, .mm_q5_k = avx2::mm_q5_k, .mm_q6_k = avx2::mm_q6_k,
+      // No AVX2 tile for the interleaved layout yet: the loader keeps the file's rows for this
+      // table (interleave_at_load false); the reference serves a view interleaved elsewhere.
+      .mm_q4_0x16 = ref::mm_q4_0x16, .mm_q8_0x16 = ref::mm_q8_0x16, .interleave_at_load = false,
       .quantize_q8a = avx2::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
       .rmsnorm = avx2::rmsnorm, .layernorm = ref::layernorm, .softmax = avx2::softmax,
       .silu_mul = avx2::silu_mul, .gelu = ref::gelu, .add = avx2::add, .rope = ref::rope,
@@ -79,6 +83,9 @@ const KernelTable& avx512_kernel_table() {
     t.mm_q8_0 = avx512::mm_q8_0;
     t.mm_q4_0 = avx512::mm_q4_0;
     t.mm_q4_1 = avx512::mm_q4_1;
+    t.mm_q4_0x16 = avx512::mm_q4_0x16;
+    t.mm_q8_0x16 = avx512::mm_q8_0x16;
+    t.interleave_at_load = true;
     return t;
   }();
   return table;

@@ -53,11 +53,15 @@ namespace avx512 {
 void mm_q8_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q4_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q4_1(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q4_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 }  // namespace avx512
 
 // Reference-only kernels (the AVX2 table reuses them: the Q8K quantizer, and ops that are a
 // negligible share of a forward pass: layernorm, gelu and both ropes).
 namespace ref {
+void mm_q4_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void quantize_q8k(const float* x, void* y, int64_t n);
 void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
 void gelu(const float* x, float* y, int64_t n);

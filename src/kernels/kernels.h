@@ -16,18 +16,30 @@
 
 namespace billion::kernels {
 
-// A weight matrix [rows, cols] left where it lies (usually the mmap of a GGUF file): row r is
-// row_bytes bytes at data + r*row_bytes, `cols` elements of `type`. A PyTorch Linear weight
-// [out, in] is rows = out, cols = in (GGUF dims [in, out]).
+// How a weight matrix's rows lie in memory.
+enum class WeightLayout {
+  Rows,           // row r is row_bytes bytes at data + r*row_bytes: the file's layout
+  Interleaved16,  // Q4_0 or Q8_0 rows interleaved in groups of 16 (kernels/interleave.h), built at
+                  // load for the kernels that want it; read a row with dequantize_weight_row
+};
+
+// A weight matrix [rows, cols] left where it lies (usually the mmap of a GGUF file) or re-laid
+// at load: `cols` elements of `type` per row. A PyTorch Linear weight [out, in] is rows = out,
+// cols = in (GGUF dims [in, out]).
 struct WeightView {
   GgmlType type = GgmlType::F32;
   const void* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
   size_t row_bytes = 0;  // type_row_bytes(type, cols) for a dense tensor
+  WeightLayout layout = WeightLayout::Rows;
 
+  // Row r in the Rows layout; interleaved, with r a multiple of 16, the start of r's group.
   const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes; }
 };
+
+// Row r of any layout as floats, out [w.cols] (the values dequantize_row gives for the row).
+void dequantize_weight_row(const WeightView& w, int64_t r, float* out);
 
 // Avx512 means AVX-512 F/BW/VL/DQ with VNNI (Zen 4, Ice Lake and later), on top of AVX2/FMA/F16C.
 enum class Isa { Scalar, Avx2, Avx512 };
@@ -60,6 +72,11 @@ struct KernelTable {
   // One entry per weight type; null where the type has no kernel. Use matmul() below.
   MatmulTileFn mm_f32, mm_f16, mm_bf16, mm_q8_0, mm_q4_0, mm_q4_1, mm_q5_0, mm_q5_1;
   MatmulTileFn mm_q4_k, mm_q5_k, mm_q6_k;
+  // Q4_0 and Q8_0 in the Interleaved16 layout (n_rows a multiple of 16, w the start of a group).
+  // Every table has them; interleave_at_load says whether this table's are fast enough that the
+  // loader should re-lay Q4_0/Q8_0 matrices for it (see kernels/interleave.h).
+  MatmulTileFn mm_q4_0x16, mm_q8_0x16;
+  bool interleave_at_load;
   // Activation quantizers: x [n] → n/32 BlockQ8A (n % 32 == 0), n/256 BlockQ8K (n % 256 == 0).
   // Every ISA produces the same bytes as the scalar reference.
   void (*quantize_q8a)(const float* x, void* y, int64_t n);

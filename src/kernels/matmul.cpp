@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "kernels/impl.h"
+#include "kernels/interleave.h"
 
 namespace billion::kernels {
 namespace {
@@ -21,8 +22,10 @@ struct TypeKernel {
   ActKind act;
 };
 
-TypeKernel kernel_for(const KernelTable& k, GgmlType type) {
-  switch (type) {
+TypeKernel kernel_for(const KernelTable& k, const WeightView& w) {
+  if (w.layout == WeightLayout::Interleaved16)
+    return {w.type == GgmlType::Q4_0 ? k.mm_q4_0x16 : w.type == GgmlType::Q8_0 ? k.mm_q8_0x16 : nullptr, ActKind::Q8A};
+  switch (w.type) {
     case GgmlType::F32: return {k.mm_f32, ActKind::F32};
     case GgmlType::F16: return {k.mm_f16, ActKind::F32};
     case GgmlType::BF16: return {k.mm_bf16, ActKind::F32};
@@ -46,7 +49,8 @@ constexpr size_t kActChunkBytes = 192 * 1024;
 // shared machine one thread is often descheduled or slowed by another process, and with a
 // static split the other thread then idles at the end of every matmul (perf showed ~24 % of
 // decode time spinning in the pool). About 16 chunks per thread balance that at the cost of one
-// atomic add per chunk. A chunk is a multiple of the 4-row tile and at most 256 rows, so for
+// atomic add per chunk. A chunk is a multiple of the 4-row tile (16 rows, a whole group, for an
+// interleaved matrix) and at most 256 rows, so for
 // prefill its weights (≤ 256 × 5632 Q8_0 = 1.5 MB, usually far less) are reused from cache by
 // every token chunk. Which thread computes a row never changes its value: every (row, token)
 // goes through the same arithmetic in any tile, so results stay identical for any thread count.
@@ -75,8 +79,12 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
   int64_t n_chunks = 0;
   bool need[3] = {false, false, false};  // indexed by ActKind
   for (const WeightView& w : ws) {
-    const TypeKernel tk = kernel_for(k, w.type);
+    const TypeKernel tk = kernel_for(k, w);
     if (!tk.fn) fail("matmul", "weight type {} is not supported", ggml_type_name(w.type));
+    // A chunk must hold whole tiles: 4 rows, or a whole 16-row group of an interleaved matrix.
+    const int64_t tile_rows = w.layout == WeightLayout::Interleaved16 ? kInterleaveRows : 4;
+    if (w.rows % tile_rows != 0 && w.layout != WeightLayout::Rows)
+      fail("matmul", "an interleaved weight of {} rows: not a multiple of {}", w.rows, tile_rows);
     const int be = type_block_elements(w.type);
     if (w.cols % be != 0)
       fail("matmul", "{} weight with {} columns: not a multiple of the block size {}", ggml_type_name(w.type), w.cols, be);
@@ -84,7 +92,7 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
       fail("matmul", "{} weight row stride {} < {} bytes", ggml_type_name(w.type), w.row_bytes, type_row_bytes(w.type, w.cols));
     if (w.cols != ws[0].cols)
       fail("matmul_many", "weight matrices of {} and {} columns: all must take the same input", ws[0].cols, w.cols);
-    const int64_t row_chunk = std::clamp<int64_t>((w.rows / (threads * kChunksPerThread)) & ~int64_t{3}, 4, kMaxChunkRows);
+    const int64_t row_chunk = std::clamp<int64_t>((w.rows / (threads * kChunksPerThread)) & ~(tile_rows - 1), tile_rows, kMaxChunkRows);
     jobs.push_back({tk, row_chunk, n_chunks});
     if (w.rows > 0) n_chunks += (w.rows + row_chunk - 1) / row_chunk;
     need[static_cast<int>(tk.act)] = true;
@@ -146,6 +154,12 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
       }
     }
   });
+}
+
+void dequantize_weight_row(const WeightView& w, int64_t r, float* out) {
+  if (r < 0 || r >= w.rows) fail("dequantize_weight_row", "row {} of a matrix of {} rows", r, w.rows);
+  if (w.layout == WeightLayout::Interleaved16) dequantize_interleaved_row(w.type, static_cast<const uint8_t*>(w.data), w.cols, r, out);
+  else dequantize_row(w.type, w.row(r), out, w.cols);
 }
 
 void matmul(const KernelTable& k, const WeightView& w, const float* x, float* y,

@@ -2,11 +2,13 @@
 // against. One dot product per (row, token), summed left to right. For quantized types the
 // per-block dot product is an exact integer; only the float accumulation across blocks rounds.
 // Each block's term is (d_w · d_a) · float(integer dot), the product order of ggml's vec_dot.
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
 #include "core/half.h"
 #include "kernels/impl.h"
+#include "kernels/interleave.h"
 
 namespace billion::kernels::ref {
 namespace {
@@ -225,6 +227,55 @@ void quantize_q8a(const float* x, void* y, int64_t n) {
 }
 void quantize_q8k(const float* x, void* y, int64_t n) {
   quantize_row_q8k_ref(x, static_cast<BlockQ8K*>(y), n);
+}
+
+// Q4_0 and Q8_0 interleaved by 16 rows (interleave.h): the definition of the interleaved
+// arithmetic. w is the start of a group (n_rows a multiple of 16, w_row_bytes the plain row size,
+// so a group spans 16 rows' bytes). Per (row, token): acc = fma(float(isum_b), d_w·d_a, acc) over
+// the blocks in order, isum_b the exact integer dot product of block b.
+namespace {
+template <bool kQ4>
+void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                    int64_t ys, int64_t cols) {
+  constexpr int kQuantBytes = kQ4 ? 16 : 32;  // per block and row
+  const int64_t nb = cols / kQK;
+  const auto* a_rows = static_cast<const uint8_t*>(act);
+  for (int64_t g = 0; g < nr / kInterleaveRows; ++g) {
+    const uint8_t* scales = w + g * kInterleaveRows * wrb;
+    const uint8_t* quants = scales + nb * kInterleaveRows * 2;
+    for (int64_t t = 0; t < nt; ++t) {
+      const auto* a = reinterpret_cast<const BlockQ8A*>(a_rows + t * arb);
+      for (int i = 0; i < kInterleaveRows; ++i) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          int isum = 0;
+          for (int s = 0; s < kQuantBytes / 4; ++s)
+            for (int j = 0; j < 4; ++j) {
+              const uint8_t byte = quants[(b * kInterleaveRows * kQuantBytes) + s * 64 + i * 4 + j];
+              if constexpr (kQ4)
+                isum += ((byte & 0xF) - 8) * a[b].qs[4 * s + j] + ((byte >> 4) - 8) * a[b].qs[16 + 4 * s + j];
+              else
+                isum += static_cast<int8_t>(byte) * a[b].qs[4 * s + j];
+            }
+          uint16_t d;
+          std::memcpy(&d, scales + (b * kInterleaveRows + i) * 2, 2);
+          const float scale = billion::f16_to_f32(d) * a[b].d;
+          acc = std::fma(static_cast<float>(isum), scale, acc);
+        }
+        y[t * ys + g * kInterleaveRows + i] = acc;
+      }
+    }
+  }
+}
+}  // namespace
+
+void mm_q4_0x16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                int64_t ys, int64_t cols) {
+  mm_interleaved<true>(w, wrb, nr, act, arb, nt, y, ys, cols);
+}
+void mm_q8_0x16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                int64_t ys, int64_t cols) {
+  mm_interleaved<false>(w, wrb, nr, act, arb, nt, y, ys, cols);
 }
 
 }  // namespace billion::kernels::ref

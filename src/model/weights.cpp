@@ -4,11 +4,16 @@
 
 #include <fmt/format.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
 #include <functional>
 
 #include "core/error.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "kernels/interleave.h"
 #include "kernels/quant.h"
 
 namespace billion {
@@ -30,10 +35,25 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+// Gives the pages of [p, p + n) that lie wholly inside it back to the kernel. For a read-only
+// private file mapping that only drops them from our resident set: touching them again reads
+// the file. Used after a tensor has been copied into a new layout, so that the copy does not
+// double the resident size while the model loads.
+void release_mapped_pages(const void* p, size_t n) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 class Binder {
  public:
-  Binder(Finder find, const ArchitectureSpec& spec, LoadQuantization quantization, std::string source, ModelWeights& out)
-      : find_(std::move(find)), spec_(spec), quantization_(quantization), source_(std::move(source)), out_(out) {}
+  // file_backed: tensor data lies in a read-only file mapping, whose pages may be given back
+  // once a tensor has been copied (never true for bytes in ordinary memory, which would be lost).
+  Binder(Finder find, const ArchitectureSpec& spec, LoadQuantization quantization, bool interleave, bool file_backed,
+         std::string source, ModelWeights& out)
+      : find_(std::move(find)), spec_(spec), quantization_(quantization), interleave_(interleave),
+        file_backed_(file_backed), source_(std::move(source)), out_(out) {}
 
   std::optional<RawTensor> optional(const std::string& name) { return find_(name); }
 
@@ -88,12 +108,36 @@ class Binder {
         kernels::quantize_row(target, row.data(), buffer->data() + r * kernels::type_row_bytes(target, cols), cols);
       }
       view = {target, buffer->data(), rows, cols, kernels::type_row_bytes(target, cols)};
+      if (interleave_ && kernels::can_interleave(view.type, rows, cols))
+        return interleaved(view, std::move(buffer));
       out_.owned_bytes += buffer->size();
       out_.owned.push_back(std::move(buffer));
-    } else {
-      out_.mapped_bytes += rows * view.row_bytes;
+      return view;
     }
+    // The token embedding (allow_quantize false) is read a row at a time: it keeps the file's rows.
+    if (interleave_ && allow_quantize && kernels::can_interleave(view.type, rows, cols)) {
+      kernels::WeightView result = interleaved(view, nullptr);
+      if (file_backed_) release_mapped_pages(t.data, rows * view.row_bytes);
+      return result;
+    }
+    out_.mapped_bytes += rows * view.row_bytes;
     return view;
+  }
+
+  // A Q4_0/Q8_0 matrix re-laid for the kernels (kernels/interleave.h) into an owned, 64-byte aligned
+  // buffer; `source_buffer` (its data, if owned) is freed once copied.
+  kernels::WeightView interleaved(const kernels::WeightView& view, std::unique_ptr<std::vector<uint8_t>> source_buffer) {
+    const size_t bytes = view.rows * view.row_bytes;
+    auto buffer = std::make_unique<std::vector<uint8_t>>(bytes + 64);
+    uint8_t* data = buffer->data() + (64 - reinterpret_cast<uintptr_t>(buffer->data()) % 64) % 64;
+    kernels::interleave_rows(view.type, static_cast<const uint8_t*>(view.data), view.row_bytes, view.rows, view.cols, data);
+    source_buffer.reset();
+    kernels::WeightView result = view;
+    result.data = data;
+    result.layout = kernels::WeightLayout::Interleaved16;
+    out_.owned_bytes += bytes;
+    out_.owned.push_back(std::move(buffer));
+    return result;
   }
 
   Linear linear(const std::string& weight_name, const std::string& bias_name, int64_t out, int64_t in, bool bias_required) {
@@ -110,6 +154,8 @@ class Binder {
   Finder find_;
   const ArchitectureSpec& spec_;
   LoadQuantization quantization_;
+  bool interleave_;
+  bool file_backed_;
   std::string source_;
   ModelWeights& out_;
 };
@@ -129,7 +175,8 @@ GgmlType quantized_type(LoadQuantization q) {
   return q == LoadQuantization::Int4 ? GgmlType::Q4_0 : GgmlType::Q8_0;
 }
 
-ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spec, LoadQuantization quantization) {
+ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spec, LoadQuantization quantization,
+                               bool interleave) {
   ModelWeights w;
   Finder find = [&gguf](const std::string& name) -> std::optional<RawTensor> {
     const auto* t = gguf.find_tensor(name);
@@ -138,7 +185,7 @@ ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spe
     for (auto it = t->dims.rbegin(); it != t->dims.rend(); ++it) r.shape.push_back(static_cast<int64_t>(*it));
     return r;
   };
-  Binder b(find, spec, quantization, gguf.path(), w);
+  Binder b(find, spec, quantization, interleave, gguf.file_backed(), gguf.path(), w);
   const int64_t h = spec.hidden, hd = spec.head_dim, q_dim = int64_t(spec.n_heads) * hd, kv_dim = int64_t(spec.n_kv_heads) * hd;
   const bool layer_norm = spec.norm == NormKind::LayerNorm;
   w.token_embedding = b.matrix(b.require("token_embd.weight", {spec.vocab_size, h}), /*allow_quantize=*/false);
@@ -185,7 +232,7 @@ ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spe
 }
 
 ModelWeights bind_safetensors_weights(const SafetensorsCheckpoint& checkpoint, const ArchitectureSpec& spec,
-                                      LoadQuantization quantization, const std::string& source) {
+                                      LoadQuantization quantization, const std::string& source, bool interleave) {
   ModelWeights w;
   Finder find = [&checkpoint](const std::string& name) -> std::optional<RawTensor> {
     const auto* t = checkpoint.find(name);
@@ -195,7 +242,7 @@ ModelWeights bind_safetensors_weights(const SafetensorsCheckpoint& checkpoint, c
     for (auto d : t->shape) r.shape.push_back(static_cast<int64_t>(d));
     return r;
   };
-  Binder b(find, spec, quantization, source, w);
+  Binder b(find, spec, quantization, interleave, /*file_backed=*/false, source, w);
   const int64_t h = spec.hidden, hd = spec.head_dim, q_dim = int64_t(spec.n_heads) * hd, kv_dim = int64_t(spec.n_kv_heads) * hd;
   const bool layer_norm = spec.norm == NormKind::LayerNorm;
   const bool neox = spec.family == "gptneox";

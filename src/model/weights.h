@@ -1,7 +1,8 @@
 // The weights of one model, bound by name from a GGUF file or a safetensors checkpoint and
 // shape-checked against the architecture description. Matrices stay in the memory map in their
 // stored type (F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_x/Q4_K/Q5_K/Q6_K) unless `--quantize` asks for
-// int8/int4, which re-encodes float matrices once at load into owned buffers.
+// int8/int4, which re-encodes float matrices once at load into owned buffers, or the kernels
+// want Q4_0/Q8_0 interleaved (then those matrices are copied into that layout once at load).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -64,8 +65,13 @@ struct ModelWeights {
   uint64_t owned_bytes = 0;
 };
 
-ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spec, LoadQuantization quantization);
+// interleave: re-lay Q4_0 and Q8_0 matrices (read from the file or made by --quantize) in the
+// kernels' interleaved layout (kernels/interleave.h) in owned memory, giving the file's pages of
+// each back once copied; the token embedding, read a row at a time, keeps the file's rows.
+ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spec, LoadQuantization quantization,
+                               bool interleave = false);
 ModelWeights bind_safetensors_weights(const SafetensorsCheckpoint& checkpoint, const ArchitectureSpec& spec,
-                                      LoadQuantization quantization, const std::string& source);
+                                      LoadQuantization quantization, const std::string& source,
+                                      bool interleave = false);
 
 }  // namespace billion

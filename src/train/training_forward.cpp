@@ -26,7 +26,7 @@ FrozenLinear freeze(const Linear& l, ThreadPool& pool) {
   f.w.resize(size_t(f.out) * f.in);
   f.wt.resize(size_t(f.out) * f.in);
   pool.parallel_for(f.out, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) kernels::dequantize_row(l.weight.type, l.weight.row(r), f.w.data() + r * f.in, f.in);
+    for (int64_t r = r0; r < r1; ++r) kernels::dequantize_weight_row(l.weight, r, f.w.data() + r * f.in);
   });
   // Transpose in 64×64 tiles (cache friendly), split over output columns of wt.
   pool.parallel_for((f.in + 63) / 64, [&](int64_t b0, int64_t b1) {

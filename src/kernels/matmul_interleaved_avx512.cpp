@@ -1,0 +1,209 @@
+// AVX-512 VNNI tiles for Q4_0 and Q8_0 weights in the interleaved layout (kernels/interleave.h):
+// one vector lane per weight row. A 64-byte load holds four quant bytes of each of 16 rows, so
+// one vpdpbusd against the token's four activation bytes (broadcast) adds four products to all
+// 16 rows' integer sums; a block costs 8 vpdpbusd, one int→float conversion and one fma per 16
+// (row, token) outputs — the plain-layout tiles (matmul_avx512.cpp) need a conversion, a
+// multiply and an fma per 2 outputs to keep ggml's eight-lane float order. No horizontal sums:
+// lane i is output row i. Bit-identical to ref::mm_q4_0x16 / mm_q8_0x16: the integer sums are
+// exact, and each lane computes fma(float(isum), d_w·d_a, acc) in block order, as they do.
+//
+// vpdpbusd multiplies unsigned by signed bytes, so the weights enter unsigned with a per-block
+// correction: Q4_0's nibbles q are w + 8, Q8_0's bytes xor 0x80 are w + 128, and
+// Σ w·a = Σ u·a - offset·Σa: each block's sum starts at -offset·Σa (per token and block,
+// prepared once per call).
+//
+// Tiles: prefill, one group × up to 8 tokens (the group's 8 unpacked weight operands stay in
+// registers for all of them); decode, four groups × one token, each group's sum split into two
+// chains so the dependent vpdpbusd latencies overlap.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 headers (see matmul_avx512.cpp)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/impl.h"
+#include "kernels/interleave.h"
+
+namespace billion::kernels::avx512 {
+namespace {
+
+#define BILLION_ALWAYS_INLINE inline __attribute__((always_inline))
+
+constexpr int64_t kStepBytes = 64;                         // one load: 16 rows × 4 bytes
+constexpr int64_t kBlockScaleBytes = kInterleaveRows * 2;  // a block of 16 rows' fp16 scales
+
+// The 8 unsigned vpdpbusd operands of one block (operand k pairs with activation bytes
+// 4k..4k+3) from its quant steps q.
+struct Q4_0 {
+  static constexpr int64_t block_bytes = 4 * kStepBytes;
+  static constexpr int offset = 8;
+  static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, __m512i* op) {
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    for (int s = 0; s < 4; ++s) {
+      const __m512i v = _mm512_loadu_si512(q + s * kStepBytes);
+      op[s] = _mm512_and_si512(v, mask);                          // elements 4s..4s+3
+      op[s + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);  // elements 16+4s..
+    }
+  }
+};
+struct Q8_0 {
+  static constexpr int64_t block_bytes = 8 * kStepBytes;
+  static constexpr int offset = 128;
+  static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, __m512i* op) {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int s = 0; s < 8; ++s) op[s] = _mm512_xor_si512(_mm512_loadu_si512(q + s * kStepBytes), flip);
+  }
+};
+
+// Four activation bytes (elements p..p+3) in every lane.
+BILLION_ALWAYS_INLINE __m512i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+BILLION_ALWAYS_INLINE __m512 row_scales(const uint8_t* scales, int64_t b) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * kBlockScaleBytes)));
+}
+
+// start[t·nb + b] = -offset · Σ of token t's block b activation bytes.
+void prepare_starts(const uint8_t* act, size_t arb, int64_t nt, int64_t nb, int offset, int32_t* start) {
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (int64_t t = 0; t < nt; ++t) {
+    const auto* a = reinterpret_cast<const BlockQ8A*>(act + t * arb);
+    for (int64_t b = 0; b < nb; ++b) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs));
+      const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);  // 8 sums of 4
+      __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+      h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+      start[t * nb + b] = -offset * _mm_cvtsi128_si32(h);
+    }
+  }
+}
+
+// One group × T tokens: y[j][0..15] for tokens a[j].
+template <typename F, int T>
+void group_tokens(const uint8_t* group, int64_t nb, const BlockQ8A* const* a, const int32_t* const* start,
+                  float* const* y) {
+  const uint8_t* scales = group;
+  const uint8_t* quants = group + nb * kBlockScaleBytes;
+  __m512 acc[T];
+  for (int j = 0; j < T; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i op[8];
+    F::operands(quants + b * F::block_bytes, op);
+    const __m512 dw = row_scales(scales, b);
+    for (int j = 0; j < T; ++j) {
+      const int8_t* q = a[j][b].qs;
+      __m512i isum = _mm512_set1_epi32(start[j][b]);
+      for (int k = 0; k < 8; ++k) isum = _mm512_dpbusd_epi32(isum, op[k], broadcast4(q + 4 * k));
+      acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(a[j][b].d)), acc[j]);
+    }
+  }
+  for (int j = 0; j < T; ++j) _mm512_storeu_ps(y[j], acc[j]);
+}
+
+// G consecutive groups × one token: y[0 .. 16·G).
+template <typename F, int G>
+void groups_one_token(const uint8_t* first, size_t group_bytes, int64_t nb, const BlockQ8A* a, const int32_t* start,
+                      float* y) {
+  const uint8_t* scales[G];
+  const uint8_t* quants[G];
+  for (int g = 0; g < G; ++g) {
+    scales[g] = first + g * group_bytes;
+    quants[g] = scales[g] + nb * kBlockScaleBytes;
+  }
+  __m512 acc[G];
+  for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i av[8];
+    for (int k = 0; k < 8; ++k) av[k] = broadcast4(a[b].qs + 4 * k);
+    const __m512 da = _mm512_set1_ps(a[b].d);
+    for (int g = 0; g < G; ++g) {
+      const uint8_t* q = quants[g] + b * F::block_bytes;
+      if (b + 8 < nb)  // a few blocks ahead of each group's stream
+        for (int64_t s = 0; s < F::block_bytes; s += kStepBytes)
+          _mm_prefetch(reinterpret_cast<const char*>(q + 8 * F::block_bytes + s), _MM_HINT_T0);
+      __m512i op[8];
+      F::operands(q, op);
+      __m512i even = _mm512_set1_epi32(start[b]), odd = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k += 2) {
+        even = _mm512_dpbusd_epi32(even, op[k], av[k]);
+        odd = _mm512_dpbusd_epi32(odd, op[k + 1], av[k + 1]);
+      }
+      const __m512i isum = _mm512_add_epi32(even, odd);
+      acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(row_scales(scales[g], b), da), acc[g]);
+    }
+  }
+  for (int g = 0; g < G; ++g) _mm512_storeu_ps(y + g * kInterleaveRows, acc[g]);
+}
+
+template <typename F, int T>
+BILLION_ALWAYS_INLINE void run_group_tokens(const uint8_t* group, int64_t nb, const uint8_t* act, size_t arb,
+                                            const int32_t* start, int64_t t0, float* y, int64_t ys) {
+  const BlockQ8A* a[T];
+  const int32_t* st[T];
+  float* yt[T];
+  for (int j = 0; j < T; ++j) {
+    a[j] = reinterpret_cast<const BlockQ8A*>(act + (t0 + j) * arb);
+    st[j] = start + (t0 + j) * nb;
+    yt[j] = y + (t0 + j) * ys;
+  }
+  group_tokens<F, T>(group, nb, a, st, yt);
+}
+
+template <typename F>
+void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
+                    int64_t ys, int64_t cols) {
+  const auto* act = static_cast<const uint8_t*>(act_v);
+  const int64_t nb = cols / kQK, ng = nr / kInterleaveRows;
+  const size_t group_bytes = kInterleaveRows * wrb;
+  thread_local std::vector<int32_t> starts;  // [nt, nb], reused across calls
+  starts.resize(static_cast<size_t>(nt * nb));
+  prepare_starts(act, arb, nt, nb, F::offset, starts.data());
+  const int32_t* start = starts.data();
+
+  if (nt == 1) {
+    const auto* a = reinterpret_cast<const BlockQ8A*>(act);
+    int64_t g = 0;
+    for (; g + 4 <= ng; g += 4) groups_one_token<F, 4>(w + g * group_bytes, group_bytes, nb, a, start, y + g * kInterleaveRows);
+    for (; g < ng; ++g) groups_one_token<F, 1>(w + g * group_bytes, group_bytes, nb, a, start, y + g * kInterleaveRows);
+    return;
+  }
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* group = w + g * group_bytes;
+    float* yg = y + g * kInterleaveRows;
+    int64_t t = 0;
+    for (; t + 8 <= nt; t += 8) run_group_tokens<F, 8>(group, nb, act, arb, start, t, yg, ys);
+    switch (nt - t) {
+      case 7: run_group_tokens<F, 7>(group, nb, act, arb, start, t, yg, ys); break;
+      case 6: run_group_tokens<F, 6>(group, nb, act, arb, start, t, yg, ys); break;
+      case 5: run_group_tokens<F, 5>(group, nb, act, arb, start, t, yg, ys); break;
+      case 4: run_group_tokens<F, 4>(group, nb, act, arb, start, t, yg, ys); break;
+      case 3: run_group_tokens<F, 3>(group, nb, act, arb, start, t, yg, ys); break;
+      case 2: run_group_tokens<F, 2>(group, nb, act, arb, start, t, yg, ys); break;
+      case 1: run_group_tokens<F, 1>(group, nb, act, arb, start, t, yg, ys); break;
+      default: break;
+    }
+  }
+}
+
+#undef BILLION_ALWAYS_INLINE
+
+}  // namespace
+
+void mm_q4_0x16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                int64_t ys, int64_t cols) {
+  mm_interleaved<Q4_0>(w, wrb, nr, act, arb, nt, y, ys, cols);
+}
+void mm_q8_0x16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                int64_t ys, int64_t cols) {
+  mm_interleaved<Q8_0>(w, wrb, nr, act, arb, nt, y, ys, cols);
+}
+
+}  // namespace billion::kernels::avx512

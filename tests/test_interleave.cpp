@@ -1,0 +1,237 @@
+// The interleaved layout of Q4_0 and Q8_0 weights (kernels/interleave.h) and its matmul: the
+// layout moves bytes and changes no value (every row reads back as the original), every ISA's
+// interleaved kernel gives the scalar reference's bits for every token and group count, integer
+// inputs give the plain layout's answer exactly (so byte order, nibble order and offsets are
+// right, not merely close), Gaussian data stays within the float-reordering bound of the plain
+// reference, and the matmul driver keeps whole groups per thread whatever the thread count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "core/thread_pool.h"
+#include "kernels/interleave.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+
+using namespace billion;
+using namespace billion::kernels;
+
+namespace {
+
+constexpr double kU = 1.0 / (1 << 24);
+
+std::vector<float> gaussian(size_t n, uint32_t seed, float sigma = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, sigma);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<uint8_t> quantized_matrix(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  auto x = gaussian(static_cast<size_t>(rows * cols), seed, 0.05f);
+  const size_t rb = type_row_bytes(type, cols);
+  std::vector<uint8_t> w(rows * rb);
+  for (int64_t r = 0; r < rows; ++r) quantize_row(type, x.data() + r * cols, w.data() + r * rb, cols);
+  return w;
+}
+
+struct Interleaved {
+  std::vector<uint8_t> bytes;
+  WeightView view;
+};
+
+Interleaved interleaved(GgmlType type, const std::vector<uint8_t>& plain, int64_t rows, int64_t cols) {
+  Interleaved m;
+  m.bytes.resize(plain.size());
+  const size_t rb = type_row_bytes(type, cols);
+  interleave_rows(type, plain.data(), rb, rows, cols, m.bytes.data());
+  m.view = {type, m.bytes.data(), rows, cols, rb, WeightLayout::Interleaved16};
+  return m;
+}
+
+WeightView plain_view(GgmlType type, const std::vector<uint8_t>& w, int64_t rows, int64_t cols) {
+  return {type, w.data(), rows, cols, type_row_bytes(type, cols)};
+}
+
+}  // namespace
+
+class InterleaveTest : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(InterleaveTest, EveryRowReadsBackUnchanged) {
+  const GgmlType type = GetParam();
+  const int64_t rows = 48, cols = 32 * 7;
+  auto plain = quantized_matrix(type, rows, cols, 1);
+  auto m = interleaved(type, plain, rows, cols);
+  EXPECT_NE(0, std::memcmp(plain.data(), m.bytes.data(), plain.size()));  // it did move bytes
+  std::vector<float> want(cols), got(cols);
+  const WeightView p = plain_view(type, plain, rows, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(type, p.row(r), want.data(), cols);
+    dequantize_weight_row(m.view, r, got.data());
+    ASSERT_EQ(0, std::memcmp(want.data(), got.data(), cols * 4)) << "row " << r;
+    dequantize_weight_row(p, r, got.data());
+    ASSERT_EQ(0, std::memcmp(want.data(), got.data(), cols * 4)) << "plain row " << r;
+  }
+  EXPECT_THROW(dequantize_weight_row(m.view, rows, got.data()), Error);
+}
+
+TEST(Interleave, RejectsShapesAndTypesItCannotHold) {
+  EXPECT_TRUE(can_interleave(GgmlType::Q4_0, 16, 32));
+  EXPECT_TRUE(can_interleave(GgmlType::Q8_0, 16, 32));
+  EXPECT_FALSE(can_interleave(GgmlType::Q4_0, 24, 64));  // not whole groups
+  EXPECT_FALSE(can_interleave(GgmlType::Q4_0, 16, 48));  // not whole blocks
+  EXPECT_FALSE(can_interleave(GgmlType::Q4_0, 0, 32));
+  EXPECT_FALSE(can_interleave(GgmlType::Q4_1, 16, 32));  // no layout for this type
+  EXPECT_FALSE(can_interleave(GgmlType::F16, 16, 32));
+  std::vector<uint8_t> src(34 * 24), dst(34 * 24);
+  EXPECT_THROW(interleave_rows(GgmlType::Q4_0, src.data(), 18, 24, 32, dst.data()), Error);
+  EXPECT_THROW(interleave_rows(GgmlType::Q4_1, src.data(), 20, 16, 32, dst.data()), Error);
+  // The driver refuses an interleaved view that does not hold whole groups, or of another type.
+  std::vector<float> x(32), y(24);
+  ThreadPool pool(1);
+  const WeightView bad{GgmlType::Q4_0, dst.data(), 24, 32, 18, WeightLayout::Interleaved16};
+  EXPECT_THROW(matmul(bad, x.data(), y.data(), 1, pool), Error);
+  const WeightView other{GgmlType::Q4_1, dst.data(), 16, 32, 20, WeightLayout::Interleaved16};
+  EXPECT_THROW(matmul(other, x.data(), y.data(), 1, pool), Error);
+}
+
+// Integer inputs (scale 1, activation blocks whose largest magnitude is 127, small sums) make all
+// float arithmetic exact, so the interleaved kernels of every ISA must give exactly the plain
+// layout reference's values: a wrong byte, nibble, element order or offset cannot hide in
+// rounding. Activations are at most 20 in magnitude but one 127 per block, so every partial sum
+// stays below 64 blocks · 128 · (31·20 + 127) < 2^23: exact in float.
+TEST_P(InterleaveTest, IntegerInputsEqualPlainLayoutOnEveryIsa) {
+  const GgmlType type = GetParam();
+  std::mt19937 rng(5);
+  ThreadPool pool(2);
+  for (int64_t nb : {1, 2, 7, 18, 64}) {
+    const int64_t cols = nb * kQK;
+    for (int64_t rows : {16, 80}) {  // one group; five (decode's four-group tile and a lone one)
+      std::vector<uint8_t> plain(rows * type_row_bytes(type, cols));
+      for (auto& v : plain) v = static_cast<uint8_t>(rng());  // Q8_0: -128 included, a file may hold it
+      const uint16_t one = f32_to_f16(1.0f);
+      for (size_t off = 0; off < plain.size(); off += type_block_bytes(type)) std::memcpy(&plain[off], &one, 2);
+      auto m = interleaved(type, plain, rows, cols);
+      for (int64_t n_tok : {1, 3, 9}) {
+        std::vector<float> x(static_cast<size_t>(n_tok * cols));
+        for (int64_t b = 0; b < n_tok * nb; ++b) {
+          float* blk = x.data() + b * kQK;
+          for (int j = 0; j < kQK; ++j) blk[j] = static_cast<float>(static_cast<int>(rng() % 41) - 20);
+          blk[rng() % kQK] = (rng() & 1) ? 127.0f : -127.0f;
+        }
+        std::vector<float> want(n_tok * rows), got(n_tok * rows);
+        matmul(scalar_kernel_table(), plain_view(type, plain, rows, cols), x.data(), want.data(), n_tok, pool);
+        for (Isa isa : available_isas()) {
+          matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, pool);
+          for (int64_t i = 0; i < n_tok * rows; ++i)
+            ASSERT_EQ(got[i], want[i]) << isa_name(isa) << " blocks " << nb << " rows " << rows << " token "
+                                       << i / rows << " row " << i % rows;
+        }
+      }
+    }
+  }
+}
+
+// On Gaussian data every ISA's interleaved kernel equals the interleaved reference bit for bit,
+// for token counts that hit every prefill tile (8, 7 .. 1 tokens) and decode, group counts that
+// hit decode's four-group tile and its remainder, odd block counts, and 1 or 2 threads.
+TEST_P(InterleaveTest, EveryIsaBitIdenticalToReference) {
+  const GgmlType type = GetParam();
+  ThreadPool one(1), two(2);
+  for (int64_t nb : {1, 3, 18, 64}) {
+    const int64_t cols = nb * kQK;
+    for (int64_t rows : {16, 48, 80, 256}) {
+      auto plain = quantized_matrix(type, rows, cols, uint32_t(7 + nb + rows));
+      auto m = interleaved(type, plain, rows, cols);
+      for (int64_t n_tok : {1, 2, 3, 7, 8, 9, 17}) {
+        auto x = gaussian(static_cast<size_t>(n_tok * cols), 11);
+        std::vector<float> want(n_tok * rows), got(n_tok * rows);
+        matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, one);
+        for (Isa isa : available_isas())
+          for (ThreadPool* pool : {&one, &two}) {
+            std::fill(got.begin(), got.end(), -1.0f);
+            matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, *pool);
+            ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+                << isa_name(isa) << " blocks " << nb << " rows " << rows << " tokens " << n_tok << " threads "
+                << pool->size();
+          }
+      }
+    }
+  }
+}
+
+// The interleaved arithmetic (one fma per block) and the plain layout's reference (ggml's
+// product order, sum left to right) add the same exact per-block terms in different float
+// orders, so they agree within 2·cols·u·Σ|term| (the bound test_kernels.cpp explains).
+TEST_P(InterleaveTest, ReferenceAgreesWithPlainLayout) {
+  const GgmlType type = GetParam();
+  const int64_t rows = 32, cols = 32 * 64;
+  auto plain = quantized_matrix(type, rows, cols, 3);
+  auto m = interleaved(type, plain, rows, cols);
+  const int64_t n_tok = 3;
+  auto x = gaussian(static_cast<size_t>(n_tok * cols), 4);
+  std::vector<float> a(n_tok * rows), b(n_tok * rows), deq(cols);
+  ThreadPool pool(1);
+  matmul(scalar_kernel_table(), plain_view(type, plain, rows, cols), x.data(), a.data(), n_tok, pool);
+  matmul(scalar_kernel_table(), m.view, x.data(), b.data(), n_tok, pool);
+  int differing = 0;
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_weight_row(m.view, r, deq.data());
+      double bound = 0.0;  // Σ over blocks of max|weight|·max|activation|·32, twice for the offsets
+      for (int64_t i = 0; i < cols; i += kQK) {
+        double wmax = 0.0, amax = 0.0;
+        for (int64_t j = i; j < i + kQK; ++j) {
+          wmax = std::max(wmax, double(std::fabs(deq[j])));
+          amax = std::max(amax, double(std::fabs(x[t * cols + j])));
+        }
+        bound += 2.0 * wmax * amax * kQK;
+      }
+      const float pa = a[t * rows + r], pb = b[t * rows + r];
+      ASSERT_NEAR(pa, pb, 2.0 * cols * kU * bound) << "token " << t << " row " << r;
+      differing += pa != pb;
+    }
+  // The orders really differ (else this test would not be checking the bound of anything).
+  EXPECT_GT(differing, 0);
+}
+
+// matmul_many hands out whole groups of an interleaved matrix beside plain ones: each output
+// equals that matrix multiplied alone, for several thread counts.
+TEST(Interleave, ManyMixesLayoutsAndTypes) {
+  const int64_t cols = 32 * 18;
+  auto q = quantized_matrix(GgmlType::Q4_0, 576, cols, 21), k = quantized_matrix(GgmlType::Q8_0, 192, cols, 22),
+       v = quantized_matrix(GgmlType::Q4_0, 40, cols, 23);
+  auto qi = interleaved(GgmlType::Q4_0, q, 576, cols), ki = interleaved(GgmlType::Q8_0, k, 192, cols);
+  const std::vector<WeightView> ws = {qi.view, ki.view, plain_view(GgmlType::Q4_0, v, 40, cols)};
+  ThreadPool one(1);
+  for (int64_t n_tok : {1, 5}) {
+    auto x = gaussian(static_cast<size_t>(n_tok * cols), 24);
+    std::vector<std::vector<float>> want(ws.size());
+    for (size_t i = 0; i < ws.size(); ++i) {
+      want[i].resize(n_tok * ws[i].rows);
+      matmul(ws[i], x.data(), want[i].data(), n_tok, one);
+    }
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      std::vector<std::vector<float>> got(ws.size());
+      std::vector<float*> ys;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        got[i].assign(want[i].size(), 0.0f);
+        ys.push_back(got[i].data());
+      }
+      matmul_many(ws, x.data(), ys, n_tok, pool);
+      for (size_t i = 0; i < ws.size(); ++i)
+        ASSERT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4))
+            << "matrix " << i << " tokens " << n_tok << " threads " << threads;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, InterleaveTest, ::testing::Values(GgmlType::Q4_0, GgmlType::Q8_0),
+                         [](const auto& info) { return std::string(ggml_type_name(info.param)); });
