@@ -271,6 +271,67 @@ TEST(Matmul, Avx512BitIdenticalToAvx2) {
   }
 }
 
+// The AVX-512 K-quant tiles (matmul_kquant_avx512.cpp) promise the scalar reference's bits, not
+// merely its value within a tolerance: row counts around the 4-row tile, 1-8 super-blocks,
+// token counts hitting every token tile (3, 2, 1 and the one-token decode path), one and two
+// threads. Besides random blocks, an extreme case: every weight byte 0xFF (Q6_K scales -128)
+// against activations all +1 or all -1 (|q| = 127 everywhere), the largest integer sums the
+// tiles must hold exactly.
+TEST(Matmul, Avx512KQuantBitIdenticalToReference) {
+  const KernelTable* a5 = kernels_for(Isa::Avx512);
+  if (!a5) {
+    std::printf("[   NOTE   ] no AVX-512 VNNI on this CPU: avx512 K-quant bit identity NOT checked\n");
+    return;
+  }
+  const KernelTable& ref = scalar_kernel_table();
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    for (int64_t rows : {1, 3, 13, 37}) {
+      for (int64_t nb : {1, 2, 8}) {
+        const int64_t cols = nb * kQKK;
+        const size_t rb = type_row_bytes(type, cols);
+        for (bool extreme : {false, true}) {
+          std::vector<uint8_t> wbytes = make_weights(type, rows, cols, 41 + static_cast<uint32_t>(rows * nb));
+          if (extreme) {
+            const size_t bb = type_block_bytes(type);
+            const uint16_t d = f32_to_f16(0.01f);
+            for (size_t off = 0; off < wbytes.size(); off += bb) {
+              std::memset(&wbytes[off], 0xFF, bb);
+              if (type == GgmlType::Q6_K) {
+                std::memset(&wbytes[off + 192], 0x80, 16);  // int8 scales: -128
+                std::memcpy(&wbytes[off + 208], &d, 2);
+              } else {
+                std::memcpy(&wbytes[off], &d, 2);
+                std::memcpy(&wbytes[off + 2], &d, 2);
+              }
+            }
+          }
+          const WeightView w{type, wbytes.data(), rows, cols, rb};
+          for (int64_t n_tok : {1, 2, 3, 4, 5, 8, 9, 17}) {
+            std::vector<float> x = gaussian(static_cast<size_t>(n_tok * cols), 43);
+            if (extreme)
+              for (size_t i = 0; i < x.size(); ++i) x[i] = (i / static_cast<size_t>(cols)) % 2 ? -1.0f : 1.0f;
+            std::vector<float> yr(n_tok * rows);
+            ThreadPool one(1);
+            matmul(ref, w, x.data(), yr.data(), n_tok, one);
+            for (int threads : {1, 2}) {
+              ThreadPool pool(threads);
+              std::vector<float> y5(n_tok * rows, -7.0f);
+              matmul(*a5, w, x.data(), y5.data(), n_tok, pool);
+              if (std::memcmp(y5.data(), yr.data(), y5.size() * sizeof(float)) != 0) {
+                int64_t i = 0;
+                while (std::memcmp(&y5[i], &yr[i], sizeof(float)) == 0) ++i;
+                FAIL() << ggml_type_name(type) << (extreme ? " extreme" : " random") << " rows " << rows
+                       << " super-blocks " << nb << " tokens " << n_tok << " threads " << threads << ": token "
+                       << i / rows << " row " << i % rows << " avx512 " << y5[i] << " reference " << yr[i];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // The AVX-512 kernels are tested (by every test above that loops over available_isas()) exactly
 // when the CPU has AVX-512 F/BW/VL/DQ + VNNI; when it lacks them, say so in the output rather
 // than pass silently with fewer ISAs.
@@ -355,10 +416,11 @@ TEST(Matmul, ManyBitIdenticalToOneAtATime) {
           matmul_many(k, ws, x.data(), ys, n_tok, pool);
           for (size_t m = 0; m < ws.size(); ++m) {
             // (memcmp of an empty matrix's null data would be undefined behaviour)
-            if (!want[m].empty())
+            if (!want[m].empty()) {
               ASSERT_EQ(0, std::memcmp(got[m].data(), want[m].data(), want[m].size() * 4))
-                << isa_name(isa) << " set " << s << " matrix " << m << " (" << ggml_type_name(ws[m].type) << ") tokens "
-                << n_tok << " threads " << threads;
+                  << isa_name(isa) << " set " << s << " matrix " << m << " (" << ggml_type_name(ws[m].type)
+                  << ") tokens " << n_tok << " threads " << threads;
+            }
             for (int64_t g = 0; g < kGuard; ++g) ASSERT_EQ(got[m][want[m].size() + g], -12345.0f) << "wrote past matrix " << m;
           }
         }
@@ -708,4 +770,42 @@ TEST(ThreadPool, ManySmallJobsAndErrors) {
   pool.parallel_for(4, [&](int64_t, int64_t) { pool.parallel_for(3, [&](int64_t b, int64_t e) { inner += e - b; }); });
   EXPECT_EQ(inner.load(), 6);
   EXPECT_GE(ThreadPool::default_thread_count(), 1);
+}
+
+// Float-weight tiles over column counts that exercise every path of a 16-lane tile: shorter than
+// one vector, exact multiples of 16 and 32, an odd number of full 16-blocks, and a long row with
+// a tail (2048+7); token counts that hit every token tile (AVX-512: groups of 5 and a remainder
+// of 4, 3 or 2; AVX2: pairs) and the single-token decode tile; 13 rows (8-, 4- and 1-row
+// tiles). Each ISA within the summation-order tolerance of the reference, and each result
+// bit-identical to the same pair computed alone (1 row, 1 token), which is what makes any
+// tiling and thread count give the same bits.
+TEST(Matmul, FloatTilesOddColumnsAndTokens) {
+  ThreadPool one(1), two(2);
+  for (GgmlType type : {GgmlType::F16, GgmlType::BF16, GgmlType::F32}) {
+    for (int64_t cols : {int64_t{5}, int64_t{16}, int64_t{48}, int64_t{64}, int64_t{203}, int64_t{2048 + 7}}) {
+      const int64_t rows = 13;
+      auto wbytes = make_weights(type, rows, cols, 51);
+      const WeightView w{type, wbytes.data(), rows, cols, type_row_bytes(type, cols)};
+      for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 8, 9, 11}) {
+        auto x = gaussian(static_cast<size_t>(n_tok * cols), 53);
+        std::vector<float> ref(n_tok * rows), got(n_tok * rows);
+        matmul(scalar_kernel_table(), w, x.data(), ref.data(), n_tok, one);
+        for (Isa isa : available_isas()) {
+          const KernelTable& k = *kernels_for(isa);
+          matmul(k, w, x.data(), got.data(), n_tok, two);
+          for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t r = 0; r < rows; ++r) {
+              const double tol = 2.0 * cols * kU * magnitude_bound(type, w.row(r), x.data() + t * cols, cols);
+              ASSERT_NEAR(got[t * rows + r], ref[t * rows + r], tol) << ggml_type_name(type) << " "
+                  << isa_name(isa) << " cols " << cols << " tokens " << n_tok << " row " << r << " token " << t;
+              const WeightView row{type, w.row(r), 1, cols, w.row_bytes};
+              float alone = 0.0f;
+              matmul(k, row, x.data() + t * cols, &alone, 1, one);
+              ASSERT_EQ(alone, got[t * rows + r]) << ggml_type_name(type) << " " << isa_name(isa) << " cols "
+                  << cols << " tokens " << n_tok << " row " << r << " token " << t;
+            }
+        }
+      }
+    }
+  }
 }

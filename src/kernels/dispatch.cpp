@@ -74,8 +74,9 @@ const KernelTable& avx2_kernel_table() {
   return table;
 }
 
-// The AVX2 table with the AVX-512 tiles of the formats that have one (Q8_0, Q4_0, Q4_1: the
-// weights of the models people run); every other entry is AVX2's.
+// The AVX2 table with the AVX-512 tiles of the formats that have one (Q8_0, Q4_0, Q4_1, the
+// K-quants Q4_K, Q5_K, Q6_K, F16 and BF16: the weights of the models people run) and the
+// interleaved Q4_0/Q8_0 kernels the loader re-lays those matrices for; every other entry is AVX2's.
 const KernelTable& avx512_kernel_table() {
   static const KernelTable table = [] {
     KernelTable t = avx2_kernel_table();
@@ -83,6 +84,11 @@ const KernelTable& avx512_kernel_table() {
     t.mm_q8_0 = avx512::mm_q8_0;
     t.mm_q4_0 = avx512::mm_q4_0;
     t.mm_q4_1 = avx512::mm_q4_1;
+    t.mm_q4_k = avx512::mm_q4_k;
+    t.mm_q5_k = avx512::mm_q5_k;
+    t.mm_q6_k = avx512::mm_q6_k;
+    t.mm_f16 = avx512::mm_f16;  // matmul_float_avx512.cpp
+    t.mm_bf16 = avx512::mm_bf16;
     t.mm_q4_0x16 = avx512::mm_q4_0x16;
     t.mm_q8_0x16 = avx512::mm_q8_0x16;
     t.interleave_at_load = true;

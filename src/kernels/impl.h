@@ -53,8 +53,16 @@ namespace avx512 {
 void mm_q8_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q4_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q4_1(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+// Interleaved Q4_0/Q8_0 (matmul_interleaved_avx512.cpp), bit-identical to ref::mm_q*_0x16.
 void mm_q4_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+// K-quant tiles (matmul_kquant_avx512.cpp), bit-identical to the scalar reference.
+void mm_q4_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q5_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q6_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+// 16-bit float weights (matmul_float_avx512.cpp).
+void mm_f16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_bf16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 }  // namespace avx512
 
 // Reference-only kernels (the AVX2 table reuses them: the Q8K quantizer, and ops that are a
