@@ -37,6 +37,27 @@ uint64_t read_sum(const uint64_t* p, size_t n) {
   return a + b + c + d;
 }
 
+// The same sum with 256-bit loads, 128 bytes per iteration, and a software prefetch into L2
+// 1 KiB ahead — the way the matmul kernels read weights. On the Zen 4 VM the plain loop above
+// read ~29 GB/s with two threads while llama.cpp's F16 decode streamed ~38 GB/s, so the plain
+// loop alone underestimates the roof; the probe reports the faster of the two.
+__attribute__((target("avx2"))) uint64_t read_sum_avx2(const uint64_t* p, size_t n) {
+  __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + i) + 1024, _MM_HINT_T1);
+    a = _mm256_add_epi64(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+    b = _mm256_add_epi64(b, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 4)));
+    c = _mm256_add_epi64(c, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 8)));
+    d = _mm256_add_epi64(d, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 12)));
+  }
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d)));
+  uint64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; i < n; ++i) sum += p[i];
+  return sum;
+}
+
 // Peak FMA throughput: 10 independent accumulator chains hide the 4-cycle FMA latency on two
 // FMA pipes. Compiled for AVX2/FMA only here and called after the CPU check.
 __attribute__((target("avx2,fma"))) double fma_loop(int64_t iters) {
@@ -75,7 +96,8 @@ int main(int argc, char** argv) {
 
   std::printf("| probe | threads | value |\n|---|---|---|\n");
   volatile uint64_t sink = 0;
-  for (int threads : thread_counts) {
+  // Best of 5 passes over the buffer with `threads` threads, each summing its share with `sum`.
+  auto read_gbs = [&](int threads, uint64_t (*sum)(const uint64_t*, size_t)) {
     ThreadPool pool(threads);
     double best = 1e30;
     for (int rep = 0; rep < 5; ++rep) {
@@ -84,15 +106,22 @@ int main(int argc, char** argv) {
       pool.parallel_for(threads, [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) {
           const size_t lo = n * t / threads, hi = n * (t + 1) / threads;
-          sums[t] = read_sum(buf.data() + lo, hi - lo);
+          sums[t] = sum(buf.data() + lo, hi - lo);
         }
       });
       best = std::min(best, now() - t0);
-      for (auto s : sums) sink = sink + s;
+      for (auto v : sums) sink = sink + v;
     }
-    const double gbs = n * 8.0 / best / 1e9;
-    std::printf("| DRAM read GB/s | %d | %.1f |\n", threads, gbs);
-    doc["read_gb_per_s"][std::to_string(threads)] = gbs;
+    return n * 8.0 / best / 1e9;
+  };
+  for (int threads : thread_counts) {
+    const double plain = read_gbs(threads, read_sum);
+    const double wide = cpu_features().avx2 ? read_gbs(threads, read_sum_avx2) : 0.0;
+    const double gbs = std::max(plain, wide);
+    std::printf("| DRAM read GB/s (plain loop / AVX2 + prefetch) | %d | %.1f / %.1f |\n", threads, plain, wide);
+    doc["read_gb_per_s"][std::to_string(threads)] = gbs;  // the roof: the faster method
+    doc["read_gb_per_s_plain"][std::to_string(threads)] = plain;
+    doc["read_gb_per_s_avx2_prefetch"][std::to_string(threads)] = wide;
   }
 
   if (cpu_features().avx2 && cpu_features().fma) {

@@ -318,7 +318,7 @@ void CudaBackend::forward_batch(std::span<const int32_t> tokens, KVCache& cache,
   // Token embeddings: gathered on the host from the (possibly quantized) table, then copied.
   host_x_.resize(size_t(n * H));
   const auto& e = host_.token_embedding;
-  for (int64_t t = 0; t < n; ++t) kernels::dequantize_row(e.type, e.row(tokens[t]), host_x_.data() + t * H, H);
+  for (int64_t t = 0; t < n; ++t) kernels::dequantize_weight_row(e, tokens[t], host_x_.data() + t * H);
   check(cudaMemcpyAsync(x, host_x_.data(), host_x_.size() * sizeof(float), cudaMemcpyHostToDevice, stream_), "embedding upload");
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));

@@ -191,7 +191,7 @@ void Decoder::forward_batch(std::span<const int32_t> tokens, KVCache& cache, flo
 
   for (int t = 0; t < n; ++t) {
     const auto& e = weights_.token_embedding;
-    kernels::dequantize_row(e.type, e.row(tokens[t]), x_.data() + t * H, H);
+    kernels::dequantize_weight_row(e, tokens[t], x_.data() + t * H);
   }
 
   auto norm = [&](const std::vector<float>& w, const std::vector<float>& b, const float* in, float* out) {

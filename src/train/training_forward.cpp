@@ -355,7 +355,7 @@ double TrainingModel<T>::run(const PackedBatch& batch, double loss_scale, bool b
   std::vector<float> row(H);
   for (int64_t t = 0; t < n; ++t) {
     if (batch.tokens[t] < 0 || batch.tokens[t] >= V) throw Error(fmt::format("token id {} is outside the vocabulary", batch.tokens[t]));
-    kernels::dequantize_row(base_.embedding.type, base_.embedding.row(batch.tokens[t]), row.data(), H);
+    kernels::dequantize_weight_row(base_.embedding, batch.tokens[t], row.data());
     for (int64_t i = 0; i < H; ++i) x[t * H + i] = T(row[i]);
   }
   for (int l = 0; l < L; ++l) {
