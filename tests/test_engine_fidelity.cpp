@@ -22,8 +22,8 @@
 //     block_q8_0 values) and exact integer block sums in both engines; what differs is the float
 //     order of the per-block sums (ours: interleaved or ggml's vec_dot order; llama.cpp: its
 //     repacked GEMM where it repacks), which can move an activation across a rounding boundary
-//     of the next layer's int8 quantization. Measured with the interleaved kernels: 0 to 1.2e-7
-//     on five fixtures, 1.2e-2 on pythia (GELU + LayerNorm; its Q8_0 case shows the same).
+//     of the next layer's int8 quantization. Measured with the interleaved kernels: 0 on five
+//     fixtures, 1.2e-2 on pythia (GELU + LayerNorm; its Q8_0 case shows the same).
 //   kBf16VsF32Rel: BF16 weights against the F32 model (weight rounding 2^-9 relative); a stated
 //     bound on what BF16 storage costs, not an engine error.
 #include <gtest/gtest.h>
