@@ -59,9 +59,7 @@ const KernelTable& avx2_kernel_table() {
       .mm_q8_0 = avx2::mm_q8_0, .mm_q4_0 = avx2::mm_q4_0, .mm_q4_1 = avx2::mm_q4_1,
       .mm_q5_0 = avx2::mm_q5_0, .mm_q5_1 = avx2::mm_q5_1,
       .mm_q4_k = avx2::mm_q4_k, .mm_q5_k = avx2::mm_q5_k, .mm_q6_k = avx2::mm_q6_k,
-      // No AVX2 tile for the interleaved layout yet: the loader keeps the file's rows for this
-      // table (interleave_at_load false); the reference serves a view interleaved elsewhere.
-      .mm_q4_0x16 = ref::mm_q4_0x16, .mm_q8_0x16 = ref::mm_q8_0x16, .interleave_at_load = false,
+      .mm_q4_0x16 = avx2::mm_q4_0x16, .mm_q8_0x16 = avx2::mm_q8_0x16, .interleave_at_load = true,
       .quantize_q8a = avx2::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
       .rmsnorm = avx2::rmsnorm, .layernorm = ref::layernorm, .softmax = avx2::softmax,
       .silu_mul = avx2::silu_mul, .gelu = ref::gelu, .add = avx2::add, .rope = ref::rope,

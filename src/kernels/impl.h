@@ -65,6 +65,12 @@ void mm_f16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float
 void mm_bf16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 }  // namespace avx512
 
+// Interleaved Q4_0/Q8_0 for CPUs without AVX-512 (matmul_interleaved_avx2.cpp).
+namespace avx2 {
+void mm_q4_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+}  // namespace avx2
+
 // Reference-only kernels (the AVX2 table reuses them: the Q8K quantizer, and ops that are a
 // negligible share of a forward pass: layernorm, gelu and both ropes).
 namespace ref {

@@ -141,11 +141,13 @@ BILLION_ALWAYS_INLINE __m512i load64(const void* p) { return _mm512_loadu_si512(
 // Decode streams each weight once from memory: while a tile works on block b of its R rows, ask
 // for the b-th of nb equal slices of the next R rows (the rows of a tile are consecutive, so
 // that is the next tile's weights). A prefetch past the matrix is harmless: it never faults.
+// Into L2 (T1): alternating tg64 runs on TinyLlama Q4_K gave 40.3/42.2/42.4 tok/s against
+// 35.8/38.1/42.8 with T0, as the interleaved kernels' L2 prefetch did for Q4_0/Q8_0.
 BILLION_ALWAYS_INLINE void prefetch_next_tile(const uint8_t* row0, int R, int64_t nb, int64_t b, size_t block_bytes) {
   const uint8_t* next = row0 + static_cast<size_t>(R) * static_cast<size_t>(nb) * block_bytes;
   const size_t slice = static_cast<size_t>(R) * block_bytes;
   for (size_t off = b * slice; off < (b + 1) * slice; off += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T1);
 }
 
 // Q4_K (kFive false) / Q5_K: R rows (a multiple of 4) × T tokens. wr: row pointers; ta: the

@@ -1,0 +1,188 @@
+// AVX2 tiles for Q4_0 and Q8_0 weights in the interleaved layout (kernels/interleave.h), for CPUs
+// without AVX-512 VNNI (Zen 3, the machine): one 256-bit lane per weight row, so a
+// 64-byte step of a group is two registers of 8 rows each. Without vpdpbusd the four products
+// per lane come from maddubs (unsigned × signed bytes → int16 pairs) and madd with ones
+// (→ int32); both stay exact: Q4_0's nibbles are ≤ 15 (pairs ≤ 2·15·127), and Q8_0 uses the
+// sign trick, |w| × (a with w's sign), pairs ≤ 2·128·127 < 2^15. Each lane then computes
+// fma(float(isum), d_w·d_a, acc) per block in order: bit-identical to ref::mm_q4_0x16 /
+// mm_q8_0x16, as the AVX-512 tiles are.
+//
+// Tiles (16 YMM registers): decode, one group (two halves of 8 rows) × one token; prefill, one
+// half (8 rows) × 4 tokens with the half's 8 weight operands in registers.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/impl.h"
+#include "kernels/interleave.h"
+
+namespace billion::kernels::avx2 {
+namespace {
+
+#define BILLION_ALWAYS_INLINE inline __attribute__((always_inline))
+
+constexpr int64_t kStepBytes = 64;                         // 16 rows × 4 bytes
+constexpr int64_t kBlockScaleBytes = kInterleaveRows * 2;  // 16 rows' fp16 scales
+
+BILLION_ALWAYS_INLINE __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// The 8 weight operands of one half (h = 0: rows 0-7, 1: rows 8-15) of a block; operand k pairs
+// with activation bytes 4k..4k+3. dot(op, a) = the int32 sums of four products per row.
+struct Q4_0 {
+  static constexpr int64_t block_bytes = 4 * kStepBytes;
+  static constexpr int offset = 8;  // nibbles are w + 8: start each block at -8·Σa
+  static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, int h, __m256i* op) {
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    for (int s = 0; s < 4; ++s) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + s * kStepBytes + 32 * h));
+      op[s] = _mm256_and_si256(v, mask);
+      op[s + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+    }
+  }
+  static BILLION_ALWAYS_INLINE __m256i dot(__m256i op, __m256i a) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(op, a), _mm256_set1_epi16(1));
+  }
+};
+struct Q8_0 {
+  static constexpr int64_t block_bytes = 8 * kStepBytes;
+  static constexpr int offset = 0;  // signed weights: no correction
+  static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, int h, __m256i* op) {
+    for (int s = 0; s < 8; ++s) op[s] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + s * kStepBytes + 32 * h));
+  }
+  static BILLION_ALWAYS_INLINE __m256i dot(__m256i w, __m256i a) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
+  }
+};
+
+// start[t·nb + b] = -offset · Σ of token t's block b activation bytes.
+void prepare_starts(const uint8_t* act, size_t arb, int64_t nt, int64_t nb, int offset, int32_t* start) {
+  for (int64_t t = 0; t < nt; ++t) {
+    const auto* a = reinterpret_cast<const BlockQ8A*>(act + t * arb);
+    for (int64_t b = 0; b < nb; ++b) {
+      int sum = 0;
+      if (offset != 0)
+        for (int j = 0; j < kQK; ++j) sum += a[b].qs[j];
+      start[t * nb + b] = -offset * sum;
+    }
+  }
+}
+
+BILLION_ALWAYS_INLINE __m256 half_scales(const uint8_t* scales, int64_t b, int h) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + b * kBlockScaleBytes + 16 * h)));
+}
+
+// Half h of one group × T tokens: y[j][0..7] for tokens a[j].
+template <typename F, int T>
+void half_tokens(const uint8_t* group, int h, int64_t nb, const BlockQ8A* const* a, const int32_t* const* start,
+                 float* const* y) {
+  const uint8_t* scales = group;
+  const uint8_t* quants = group + nb * kBlockScaleBytes;
+  __m256 acc[T];
+  for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i op[8];
+    F::operands(quants + b * F::block_bytes, h, op);
+    const __m256 dw = half_scales(scales, b, h);
+    for (int j = 0; j < T; ++j) {
+      const int8_t* q = a[j][b].qs;
+      __m256i isum = _mm256_set1_epi32(start[j][b]);
+      for (int k = 0; k < 8; ++k) isum = _mm256_add_epi32(isum, F::dot(op[k], broadcast4(q + 4 * k)));
+      acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(a[j][b].d)), acc[j]);
+    }
+  }
+  for (int j = 0; j < T; ++j) _mm256_storeu_ps(y[j], acc[j]);
+}
+
+// One group × one token: y[0..15].
+template <typename F>
+void group_one_token(const uint8_t* group, int64_t nb, const BlockQ8A* a, const int32_t* start, float* y) {
+  const uint8_t* scales = group;
+  const uint8_t* quants = group + nb * kBlockScaleBytes;
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* q = quants + b * F::block_bytes;
+    if (b + 8 < nb)  // into L2, as the AVX-512 tiles (matmul_interleaved_avx512.cpp)
+      for (int64_t s = 0; s < F::block_bytes; s += kStepBytes)
+        _mm_prefetch(reinterpret_cast<const char*>(q + 8 * F::block_bytes + s), _MM_HINT_T1);
+    const __m256 da = _mm256_set1_ps(a[b].d);
+    for (int h = 0; h < 2; ++h) {
+      __m256i op[8];
+      F::operands(q, h, op);
+      __m256i even = _mm256_set1_epi32(start[b]), odd = _mm256_setzero_si256();
+      for (int k = 0; k < 8; k += 2) {
+        even = _mm256_add_epi32(even, F::dot(op[k], broadcast4(a[b].qs + 4 * k)));
+        odd = _mm256_add_epi32(odd, F::dot(op[k + 1], broadcast4(a[b].qs + 4 * k + 4)));
+      }
+      const __m256i isum = _mm256_add_epi32(even, odd);
+      acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(half_scales(scales, b, h), da), acc[h]);
+    }
+  }
+  _mm256_storeu_ps(y, acc[0]);
+  _mm256_storeu_ps(y + 8, acc[1]);
+}
+
+template <typename F, int T>
+BILLION_ALWAYS_INLINE void run_half_tokens(const uint8_t* group, int h, int64_t nb, const uint8_t* act, size_t arb,
+                                           const int32_t* start, int64_t t0, float* y, int64_t ys) {
+  const BlockQ8A* a[T];
+  const int32_t* st[T];
+  float* yt[T];
+  for (int j = 0; j < T; ++j) {
+    a[j] = reinterpret_cast<const BlockQ8A*>(act + (t0 + j) * arb);
+    st[j] = start + (t0 + j) * nb;
+    yt[j] = y + (t0 + j) * ys + 8 * h;
+  }
+  half_tokens<F, T>(group, h, nb, a, st, yt);
+}
+
+template <typename F>
+void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
+                    int64_t ys, int64_t cols) {
+  const auto* act = static_cast<const uint8_t*>(act_v);
+  const int64_t nb = cols / kQK, ng = nr / kInterleaveRows;
+  const size_t group_bytes = kInterleaveRows * wrb;
+  thread_local std::vector<int32_t> starts;  // [nt, nb], reused across calls
+  starts.resize(static_cast<size_t>(nt * nb));
+  prepare_starts(act, arb, nt, nb, F::offset, starts.data());
+  const int32_t* start = starts.data();
+  if (nt == 1) {
+    const auto* a = reinterpret_cast<const BlockQ8A*>(act);
+    for (int64_t g = 0; g < ng; ++g) group_one_token<F>(w + g * group_bytes, nb, a, start, y + g * kInterleaveRows);
+    return;
+  }
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* group = w + g * group_bytes;
+    float* yg = y + g * kInterleaveRows;
+    for (int h = 0; h < 2; ++h) {
+      int64_t t = 0;
+      for (; t + 4 <= nt; t += 4) run_half_tokens<F, 4>(group, h, nb, act, arb, start, t, yg, ys);
+      switch (nt - t) {
+        case 3: run_half_tokens<F, 3>(group, h, nb, act, arb, start, t, yg, ys); break;
+        case 2: run_half_tokens<F, 2>(group, h, nb, act, arb, start, t, yg, ys); break;
+        case 1: run_half_tokens<F, 1>(group, h, nb, act, arb, start, t, yg, ys); break;
+        default: break;
+      }
+    }
+  }
+}
+
+#undef BILLION_ALWAYS_INLINE
+
+}  // namespace
+
+void mm_q4_0x16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                int64_t ys, int64_t cols) {
+  mm_interleaved<Q4_0>(w, wrb, nr, act, arb, nt, y, ys, cols);
+}
+void mm_q8_0x16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                int64_t ys, int64_t cols) {
+  mm_interleaved<Q8_0>(w, wrb, nr, act, arb, nt, y, ys, cols);
+}
+
+}  // namespace billion::kernels::avx2
