@@ -206,6 +206,14 @@ TEST(ChatTemplateErrors, MalformedTemplates) {
   expect_error("{{ 'a' + 1 }}", "unsupported operand types for +: string and int");
   expect_error("{{ missing.attr }}", "'missing' is undefined");
   expect_error("{{ 1 / 0 }}", "division by zero");
+  // 64-bit integers: overflow is an error, not undefined behaviour (found by fuzz_chat_template).
+  expect_error("{{ 38 ** 28382 }}", "integer overflow in **");
+  expect_error("{{ 9223372036854775807 + 1 }}", "integer overflow in +");
+  expect_error("{{ -9223372036854775807 - 2 }}", "integer overflow in -");
+  expect_error("{{ 4294967296 * 4294967296 }}", "integer overflow in *");
+  ChatTemplateInput in;  // ...while results that fit are exact, and 0/1/-1 take any exponent at once
+  EXPECT_EQ(render_chat_template("{{ 2 ** 62 }} {{ (-1) ** 1000000000001 }} {{ 1 ** 9000000000000000000 }} {{ 7 // -2 }}", in),
+            "4611686018427387904 -1 1 -4");
   expect_error("{% break %}", "break outside a for loop");
 }
 

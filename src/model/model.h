@@ -18,7 +18,7 @@ class SafetensorsCheckpoint;
 struct LoadOptions {
   LoadQuantization quantization = LoadQuantization::None;
   // Re-lay Q4_0 and Q8_0 matrices at load in the interleaved layout when the active kernel table
-  // has fast kernels for it (kernels/interleave.h; the AVX-512 table does). Same values, a
+  // has fast kernels for it (kernels/interleave.h; the AVX2 and AVX-512 tables do). Same values, a
   // different float summation order; false keeps the file's layout (A/B benchmarks,
   // bench_peer --no-interleave).
   bool interleave_weights = true;
