@@ -92,7 +92,11 @@ inline void micro(const uint8_t* w, size_t wrb, const uint8_t* act, size_t arb, 
     // One prefetch per row per 64-byte line. A prefetch never faults, so running past the
     // matrix's end is harmless.
     if constexpr (PF > 0)
-      for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(wr[r] + i) + PF, _MM_HINT_T1);
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(wr[r] + i) + PF, _MM_HINT_T1);
+        // The next tile's rows at the same pace, so they start warm (rows are consecutive).
+        _mm_prefetch(reinterpret_cast<const char*>(wr[r] + i) + R * wrb, _MM_HINT_T1);
+      }
   }
   if (i + kLanes <= cols) {
     block(i, 0xFFFF, true);
