@@ -17,29 +17,16 @@
 #include "kernels/interleave.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
+#include "kernel_test_data.h"
 
 using namespace billion;
 using namespace billion::kernels;
+using billion::testing::gaussian;
+using billion::testing::make_weights;
 
 namespace {
 
 constexpr double kU = 1.0 / (1 << 24);
-
-std::vector<float> gaussian(size_t n, uint32_t seed, float sigma = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, sigma);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-std::vector<uint8_t> quantized_matrix(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
-  auto x = gaussian(static_cast<size_t>(rows * cols), seed, 0.05f);
-  const size_t rb = type_row_bytes(type, cols);
-  std::vector<uint8_t> w(rows * rb);
-  for (int64_t r = 0; r < rows; ++r) quantize_row(type, x.data() + r * cols, w.data() + r * rb, cols);
-  return w;
-}
 
 struct Interleaved {
   std::vector<uint8_t> bytes;
@@ -66,7 +53,7 @@ class InterleaveTest : public ::testing::TestWithParam<GgmlType> {};
 TEST_P(InterleaveTest, EveryRowReadsBackUnchanged) {
   const GgmlType type = GetParam();
   const int64_t rows = 48, cols = 32 * 7;
-  auto plain = quantized_matrix(type, rows, cols, 1);
+  auto plain = make_weights(type, rows, cols, 1);
   auto m = interleaved(type, plain, rows, cols);
   EXPECT_NE(0, std::memcmp(plain.data(), m.bytes.data(), plain.size()));  // it did move bytes
   std::vector<float> want(cols), got(cols);
@@ -147,7 +134,7 @@ TEST_P(InterleaveTest, EveryIsaBitIdenticalToReference) {
   for (int64_t nb : {1, 3, 18, 64}) {
     const int64_t cols = nb * kQK;
     for (int64_t rows : {16, 48, 80, 256}) {
-      auto plain = quantized_matrix(type, rows, cols, uint32_t(7 + nb + rows));
+      auto plain = make_weights(type, rows, cols, uint32_t(7 + nb + rows));
       auto m = interleaved(type, plain, rows, cols);
       for (int64_t n_tok : {1, 2, 3, 7, 8, 9, 17}) {
         auto x = gaussian(static_cast<size_t>(n_tok * cols), 11);
@@ -172,7 +159,7 @@ TEST_P(InterleaveTest, EveryIsaBitIdenticalToReference) {
 TEST_P(InterleaveTest, ReferenceAgreesWithPlainLayout) {
   const GgmlType type = GetParam();
   const int64_t rows = 32, cols = 32 * 64;
-  auto plain = quantized_matrix(type, rows, cols, 3);
+  auto plain = make_weights(type, rows, cols, 3);
   auto m = interleaved(type, plain, rows, cols);
   const int64_t n_tok = 3;
   auto x = gaussian(static_cast<size_t>(n_tok * cols), 4);
@@ -205,8 +192,8 @@ TEST_P(InterleaveTest, ReferenceAgreesWithPlainLayout) {
 // equals that matrix multiplied alone, for several thread counts.
 TEST(Interleave, ManyMixesLayoutsAndTypes) {
   const int64_t cols = 32 * 18;
-  auto q = quantized_matrix(GgmlType::Q4_0, 576, cols, 21), k = quantized_matrix(GgmlType::Q8_0, 192, cols, 22),
-       v = quantized_matrix(GgmlType::Q4_0, 40, cols, 23);
+  auto q = make_weights(GgmlType::Q4_0, 576, cols, 21), k = make_weights(GgmlType::Q8_0, 192, cols, 22),
+       v = make_weights(GgmlType::Q4_0, 40, cols, 23);
   auto qi = interleaved(GgmlType::Q4_0, q, 576, cols), ki = interleaved(GgmlType::Q8_0, k, 192, cols);
   const std::vector<WeightView> ws = {qi.view, ki.view, plain_view(GgmlType::Q4_0, v, 40, cols)};
   ThreadPool one(1);

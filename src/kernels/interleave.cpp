@@ -31,14 +31,14 @@ void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, in
   const size_t group_bytes = kInterleaveRows * nb * block_bytes;
   for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
     uint8_t* scales = dst + g * group_bytes;
-    uint8_t* quants = scales + nb * kInterleaveRows * 2;
+    uint8_t* quants = scales + interleaved_quants_offset(nb);
     for (int i = 0; i < kInterleaveRows; ++i) {
       const uint8_t* row = src + (g * kInterleaveRows + i) * src_row_bytes;
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* block = row + b * block_bytes;
         std::memcpy(scales + (b * kInterleaveRows + i) * 2, block, 2);
         for (size_t s = 0; s < qb / 4; ++s)
-          std::memcpy(quants + b * kInterleaveRows * qb + s * 64 + i * 4, block + 2 + 4 * s, 4);
+          std::memcpy(quants + b * kInterleaveRows * qb + s * kInterleaveStepBytes + i * 4, block + 2 + 4 * s, 4);
       }
     }
   }
@@ -50,11 +50,11 @@ void dequantize_interleaved_row(GgmlType type, const uint8_t* data, int64_t cols
   const int64_t nb = cols / kQK;
   const int64_t g = r / kInterleaveRows, i = r % kInterleaveRows;
   const uint8_t* scales = data + g * kInterleaveRows * nb * (2 + qb);
-  const uint8_t* quants = scales + nb * kInterleaveRows * 2;
+  const uint8_t* quants = scales + interleaved_quants_offset(nb);
   alignas(4) uint8_t block[2 + sizeof(BlockQ8_0::qs)];  // the block structs hold a uint16_t
   for (int64_t b = 0; b < nb; ++b) {
     std::memcpy(block, scales + (b * kInterleaveRows + i) * 2, 2);
-    for (size_t s = 0; s < qb / 4; ++s) std::memcpy(block + 2 + 4 * s, quants + b * kInterleaveRows * qb + s * 64 + i * 4, 4);
+    for (size_t s = 0; s < qb / 4; ++s) std::memcpy(block + 2 + 4 * s, quants + b * kInterleaveRows * qb + s * kInterleaveStepBytes + i * 4, 4);
     dequantize_row(type, block, out + b * kQK, kQK);
   }
 }

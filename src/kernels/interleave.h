@@ -29,10 +29,22 @@
 #include <cstdint>
 
 #include "formats/ggml_types.h"
+#include "kernels/quant.h"
 
 namespace billion::kernels {
 
 constexpr int kInterleaveRows = 16;
+constexpr int64_t kInterleaveStepBytes = 64;  // one load: 4 quant bytes of each of the 16 rows
+
+// A group starts with its scales (16 fp16 per block); its quants start this many bytes later.
+constexpr int64_t interleaved_quants_offset(int64_t nb) { return nb * kInterleaveRows * 2; }
+
+// The interleaved kernels take Q8A activation rows followed by nb int32 block sums Σq (the
+// Q4_0/Q8_0 offset corrections need them): the matmul driver writes them once per call, next to
+// the quantization, instead of every tile call recomputing them for every row chunk.
+inline const int32_t* q8a_block_sums(const uint8_t* act_row, int64_t nb) {
+  return reinterpret_cast<const int32_t*>(act_row + nb * sizeof(BlockQ8A));
+}
 
 // True when a matrix of this type and shape can be interleaved: Q4_0 or Q8_0, rows a multiple of
 // 16 (every matrix of the target models) and cols a multiple of 32.

@@ -53,7 +53,8 @@ enum class RopeStyle {
 // Computes y[t, r] for r in [0, n_rows), t in [0, n_tok): the dot product of weight row r
 // (w + r*w_row_bytes, `cols` elements of the type) with activation row t (act + t*act_row_bytes,
 // in the activation format of the type: float for F32/F16/BF16, BlockQ8A for the 32-element
-// quants, BlockQ8K for K-quants). y[t, r] is y[t*y_stride + r]. The arithmetic for one (r, t)
+// quants — followed by the row's int32 block sums for the interleaved kernels, see
+// kernels/interleave.h — BlockQ8K for K-quants). y[t, r] is y[t*y_stride + r]. The arithmetic for one (r, t)
 // does not depend on n_rows, n_tok or the pair's position in a tile, which is what makes
 // results independent of the thread count.
 using MatmulTileFn = void (*)(const uint8_t* w, size_t w_row_bytes, int64_t n_rows,

@@ -20,11 +20,12 @@ enum class ActKind { F32, Q8A, Q8K };
 struct TypeKernel {
   MatmulTileFn fn;
   ActKind act;
+  bool block_sums = false;  // Q8A rows followed by their int32 block sums (q8a_block_sums)
 };
 
 TypeKernel kernel_for(const KernelTable& k, const WeightView& w) {
   if (w.layout == WeightLayout::Interleaved16)
-    return {w.type == GgmlType::Q4_0 ? k.mm_q4_0x16 : w.type == GgmlType::Q8_0 ? k.mm_q8_0x16 : nullptr, ActKind::Q8A};
+    return {w.type == GgmlType::Q4_0 ? k.mm_q4_0x16 : w.type == GgmlType::Q8_0 ? k.mm_q8_0x16 : nullptr, ActKind::Q8A, true};
   switch (w.type) {
     case GgmlType::F32: return {k.mm_f32, ActKind::F32};
     case GgmlType::F16: return {k.mm_f16, ActKind::F32};
@@ -38,6 +39,17 @@ TypeKernel kernel_for(const KernelTable& k, const WeightView& w) {
     case GgmlType::Q5_K: return {k.mm_q5_k, ActKind::Q8K};
     case GgmlType::Q6_K: return {k.mm_q6_k, ActKind::Q8K};
     default: return {nullptr, ActKind::F32};
+  }
+}
+
+// The block sums the interleaved kernels read (q8a_block_sums), after the row's nb blocks.
+void write_block_sums(uint8_t* row, int64_t nb) {
+  const auto* a = reinterpret_cast<const BlockQ8A*>(row);
+  auto* sums = reinterpret_cast<int32_t*>(row + nb * sizeof(BlockQ8A));
+  for (int64_t b = 0; b < nb; ++b) {
+    int32_t s = 0;
+    for (int j = 0; j < kQK; ++j) s += a[b].qs[j];
+    sums[b] = s;
   }
 }
 
@@ -78,6 +90,7 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
   const int64_t threads = pool.size();
   int64_t n_chunks = 0;
   bool need[3] = {false, false, false};  // indexed by ActKind
+  bool need_sums = false;
   for (const WeightView& w : ws) {
     const TypeKernel tk = kernel_for(k, w);
     if (!tk.fn) fail("matmul", "weight type {} is not supported", ggml_type_name(w.type));
@@ -96,6 +109,7 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
     jobs.push_back({tk, row_chunk, n_chunks});
     if (w.rows > 0) n_chunks += (w.rows + row_chunk - 1) / row_chunk;
     need[static_cast<int>(tk.act)] = true;
+    need_sums |= tk.block_sums;
   }
   if (n_tokens <= 0 || n_chunks == 0) return;
 
@@ -106,7 +120,8 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
   std::vector<uint8_t>& scratch_q8k = tl_q8k;
   const int64_t cols = ws[0].cols;
   const size_t f32_row_bytes = static_cast<size_t>(cols) * sizeof(float);
-  const size_t q8a_row_bytes = need[int(ActKind::Q8A)] ? cols / kQK * sizeof(BlockQ8A) : 0;
+  const size_t q8a_row_bytes =
+      need[int(ActKind::Q8A)] ? cols / kQK * (sizeof(BlockQ8A) + (need_sums ? sizeof(int32_t) : 0)) : 0;
   const size_t q8k_row_bytes = need[int(ActKind::Q8K)] ? cols / kQKK * sizeof(BlockQ8K) : 0;
   scratch_q8a.resize(q8a_row_bytes * n_tokens);
   scratch_q8k.resize(q8k_row_bytes * n_tokens);
@@ -115,7 +130,11 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
     uint8_t* qk = scratch_q8k.data();
     pool.parallel_for(n_tokens, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
-        if (q8a_row_bytes) k.quantize_q8a(x + t * cols, qa + t * q8a_row_bytes, cols);
+        if (q8a_row_bytes) {
+          uint8_t* row = qa + t * q8a_row_bytes;
+          k.quantize_q8a(x + t * cols, row, cols);
+          if (need_sums) write_block_sums(row, cols / kQK);
+        }
         if (q8k_row_bytes) k.quantize_q8k(x + t * cols, qk + t * q8k_row_bytes, cols);
       }
     });

@@ -13,7 +13,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include "kernels/impl.h"
 #include "kernels/interleave.h"
@@ -23,7 +22,7 @@ namespace {
 
 #define BILLION_ALWAYS_INLINE inline __attribute__((always_inline))
 
-constexpr int64_t kStepBytes = 64;                         // 16 rows × 4 bytes
+constexpr int64_t kStepBytes = kInterleaveStepBytes;
 constexpr int64_t kBlockScaleBytes = kInterleaveRows * 2;  // 16 rows' fp16 scales
 
 BILLION_ALWAYS_INLINE __m256i broadcast4(const int8_t* p) {
@@ -36,7 +35,7 @@ BILLION_ALWAYS_INLINE __m256i broadcast4(const int8_t* p) {
 // with activation bytes 4k..4k+3. dot(op, a) = the int32 sums of four products per row.
 struct Q4_0 {
   static constexpr int64_t block_bytes = 4 * kStepBytes;
-  static constexpr int offset = 8;  // nibbles are w + 8: start each block at -8·Σa
+  static constexpr int offset = 8;  // nibbles are w + 8: start each block at -8·Σa (q8a_block_sums)
   static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, int h, __m256i* op) {
     const __m256i mask = _mm256_set1_epi8(0x0F);
     for (int s = 0; s < 4; ++s) {
@@ -60,29 +59,16 @@ struct Q8_0 {
   }
 };
 
-// start[t·nb + b] = -offset · Σ of token t's block b activation bytes.
-void prepare_starts(const uint8_t* act, size_t arb, int64_t nt, int64_t nb, int offset, int32_t* start) {
-  for (int64_t t = 0; t < nt; ++t) {
-    const auto* a = reinterpret_cast<const BlockQ8A*>(act + t * arb);
-    for (int64_t b = 0; b < nb; ++b) {
-      int sum = 0;
-      if (offset != 0)
-        for (int j = 0; j < kQK; ++j) sum += a[b].qs[j];
-      start[t * nb + b] = -offset * sum;
-    }
-  }
-}
-
 BILLION_ALWAYS_INLINE __m256 half_scales(const uint8_t* scales, int64_t b, int h) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + b * kBlockScaleBytes + 16 * h)));
 }
 
 // Half h of one group × T tokens: y[j][0..7] for tokens a[j].
 template <typename F, int T>
-void half_tokens(const uint8_t* group, int h, int64_t nb, const BlockQ8A* const* a, const int32_t* const* start,
+void half_tokens(const uint8_t* group, int h, int64_t nb, const BlockQ8A* const* a, const int32_t* const* sums,
                  float* const* y) {
   const uint8_t* scales = group;
-  const uint8_t* quants = group + nb * kBlockScaleBytes;
+  const uint8_t* quants = group + interleaved_quants_offset(nb);
   __m256 acc[T];
   for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -91,7 +77,7 @@ void half_tokens(const uint8_t* group, int h, int64_t nb, const BlockQ8A* const*
     const __m256 dw = half_scales(scales, b, h);
     for (int j = 0; j < T; ++j) {
       const int8_t* q = a[j][b].qs;
-      __m256i isum = _mm256_set1_epi32(start[j][b]);
+      __m256i isum = _mm256_set1_epi32(-F::offset * sums[j][b]);
       for (int k = 0; k < 8; ++k) isum = _mm256_add_epi32(isum, F::dot(op[k], broadcast4(q + 4 * k)));
       acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(a[j][b].d)), acc[j]);
     }
@@ -101,9 +87,9 @@ void half_tokens(const uint8_t* group, int h, int64_t nb, const BlockQ8A* const*
 
 // One group × one token: y[0..15].
 template <typename F>
-void group_one_token(const uint8_t* group, int64_t nb, const BlockQ8A* a, const int32_t* start, float* y) {
+void group_one_token(const uint8_t* group, int64_t nb, const BlockQ8A* a, const int32_t* sums, float* y) {
   const uint8_t* scales = group;
-  const uint8_t* quants = group + nb * kBlockScaleBytes;
+  const uint8_t* quants = group + interleaved_quants_offset(nb);
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* q = quants + b * F::block_bytes;
@@ -114,7 +100,7 @@ void group_one_token(const uint8_t* group, int64_t nb, const BlockQ8A* a, const 
     for (int h = 0; h < 2; ++h) {
       __m256i op[8];
       F::operands(q, h, op);
-      __m256i even = _mm256_set1_epi32(start[b]), odd = _mm256_setzero_si256();
+      __m256i even = _mm256_set1_epi32(-F::offset * sums[b]), odd = _mm256_setzero_si256();
       for (int k = 0; k < 8; k += 2) {
         even = _mm256_add_epi32(even, F::dot(op[k], broadcast4(a[b].qs + 4 * k)));
         odd = _mm256_add_epi32(odd, F::dot(op[k + 1], broadcast4(a[b].qs + 4 * k + 4)));
@@ -129,13 +115,13 @@ void group_one_token(const uint8_t* group, int64_t nb, const BlockQ8A* a, const 
 
 template <typename F, int T>
 BILLION_ALWAYS_INLINE void run_half_tokens(const uint8_t* group, int h, int64_t nb, const uint8_t* act, size_t arb,
-                                           const int32_t* start, int64_t t0, float* y, int64_t ys) {
+                                           int64_t t0, float* y, int64_t ys) {
   const BlockQ8A* a[T];
   const int32_t* st[T];
   float* yt[T];
   for (int j = 0; j < T; ++j) {
     a[j] = reinterpret_cast<const BlockQ8A*>(act + (t0 + j) * arb);
-    st[j] = start + (t0 + j) * nb;
+    st[j] = q8a_block_sums(act + (t0 + j) * arb, nb);
     yt[j] = y + (t0 + j) * ys + 8 * h;
   }
   half_tokens<F, T>(group, h, nb, a, st, yt);
@@ -147,13 +133,10 @@ void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v,
   const auto* act = static_cast<const uint8_t*>(act_v);
   const int64_t nb = cols / kQK, ng = nr / kInterleaveRows;
   const size_t group_bytes = kInterleaveRows * wrb;
-  thread_local std::vector<int32_t> starts;  // [nt, nb], reused across calls
-  starts.resize(static_cast<size_t>(nt * nb));
-  prepare_starts(act, arb, nt, nb, F::offset, starts.data());
-  const int32_t* start = starts.data();
+  const int32_t* sums = q8a_block_sums(act, nb);  // the one token's, for decode
   if (nt == 1) {
     const auto* a = reinterpret_cast<const BlockQ8A*>(act);
-    for (int64_t g = 0; g < ng; ++g) group_one_token<F>(w + g * group_bytes, nb, a, start, y + g * kInterleaveRows);
+    for (int64_t g = 0; g < ng; ++g) group_one_token<F>(w + g * group_bytes, nb, a, sums, y + g * kInterleaveRows);
     return;
   }
   for (int64_t g = 0; g < ng; ++g) {
@@ -161,11 +144,11 @@ void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v,
     float* yg = y + g * kInterleaveRows;
     for (int h = 0; h < 2; ++h) {
       int64_t t = 0;
-      for (; t + 4 <= nt; t += 4) run_half_tokens<F, 4>(group, h, nb, act, arb, start, t, yg, ys);
+      for (; t + 4 <= nt; t += 4) run_half_tokens<F, 4>(group, h, nb, act, arb, t, yg, ys);
       switch (nt - t) {
-        case 3: run_half_tokens<F, 3>(group, h, nb, act, arb, start, t, yg, ys); break;
-        case 2: run_half_tokens<F, 2>(group, h, nb, act, arb, start, t, yg, ys); break;
-        case 1: run_half_tokens<F, 1>(group, h, nb, act, arb, start, t, yg, ys); break;
+        case 3: run_half_tokens<F, 3>(group, h, nb, act, arb, t, yg, ys); break;
+        case 2: run_half_tokens<F, 2>(group, h, nb, act, arb, t, yg, ys); break;
+        case 1: run_half_tokens<F, 1>(group, h, nb, act, arb, t, yg, ys); break;
         default: break;
       }
     }

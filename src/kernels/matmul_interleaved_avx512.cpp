@@ -9,8 +9,8 @@
 //
 // vpdpbusd multiplies unsigned by signed bytes, so the weights enter unsigned with a per-block
 // correction: Q4_0's nibbles q are w + 8, Q8_0's bytes xor 0x80 are w + 128, and
-// Σ w·a = Σ u·a - offset·Σa: each block's sum starts at -offset·Σa (per token and block,
-// prepared once per call).
+// Σ w·a = Σ u·a - offset·Σa: each block's sum starts at -offset·Σa, from the block sums the
+// matmul driver writes after each activation row (q8a_block_sums).
 //
 // Tiles: prefill, one group × up to 8 tokens (the group's 8 unpacked weight operands stay in
 // registers for all of them); decode, four groups × one token, each group's sum split into two
@@ -23,7 +23,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include "kernels/impl.h"
 #include "kernels/interleave.h"
@@ -33,7 +32,7 @@ namespace {
 
 #define BILLION_ALWAYS_INLINE inline __attribute__((always_inline))
 
-constexpr int64_t kStepBytes = 64;                         // one load: 16 rows × 4 bytes
+constexpr int64_t kStepBytes = kInterleaveStepBytes;
 constexpr int64_t kBlockScaleBytes = kInterleaveRows * 2;  // a block of 16 rows' fp16 scales
 
 // The 8 unsigned vpdpbusd operands of one block (operand k pairs with activation bytes
@@ -70,28 +69,12 @@ BILLION_ALWAYS_INLINE __m512 row_scales(const uint8_t* scales, int64_t b) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * kBlockScaleBytes)));
 }
 
-// start[t·nb + b] = -offset · Σ of token t's block b activation bytes.
-void prepare_starts(const uint8_t* act, size_t arb, int64_t nt, int64_t nb, int offset, int32_t* start) {
-  const __m256i ones = _mm256_set1_epi8(1);
-  for (int64_t t = 0; t < nt; ++t) {
-    const auto* a = reinterpret_cast<const BlockQ8A*>(act + t * arb);
-    for (int64_t b = 0; b < nb; ++b) {
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs));
-      const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);  // 8 sums of 4
-      __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-      h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
-      h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
-      start[t * nb + b] = -offset * _mm_cvtsi128_si32(h);
-    }
-  }
-}
-
 // One group × T tokens: y[j][0..15] for tokens a[j].
 template <typename F, int T>
-void group_tokens(const uint8_t* group, int64_t nb, const BlockQ8A* const* a, const int32_t* const* start,
+void group_tokens(const uint8_t* group, int64_t nb, const BlockQ8A* const* a, const int32_t* const* sums,
                   float* const* y) {
   const uint8_t* scales = group;
-  const uint8_t* quants = group + nb * kBlockScaleBytes;
+  const uint8_t* quants = group + interleaved_quants_offset(nb);
   __m512 acc[T];
   for (int j = 0; j < T; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -100,7 +83,7 @@ void group_tokens(const uint8_t* group, int64_t nb, const BlockQ8A* const* a, co
     const __m512 dw = row_scales(scales, b);
     for (int j = 0; j < T; ++j) {
       const int8_t* q = a[j][b].qs;
-      __m512i isum = _mm512_set1_epi32(start[j][b]);
+      __m512i isum = _mm512_set1_epi32(-F::offset * sums[j][b]);
       for (int k = 0; k < 8; ++k) isum = _mm512_dpbusd_epi32(isum, op[k], broadcast4(q + 4 * k));
       acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(a[j][b].d)), acc[j]);
     }
@@ -110,13 +93,13 @@ void group_tokens(const uint8_t* group, int64_t nb, const BlockQ8A* const* a, co
 
 // G consecutive groups × one token: y[0 .. 16·G).
 template <typename F, int G>
-void groups_one_token(const uint8_t* first, size_t group_bytes, int64_t nb, const BlockQ8A* a, const int32_t* start,
+void groups_one_token(const uint8_t* first, size_t group_bytes, int64_t nb, const BlockQ8A* a, const int32_t* sums,
                       float* y) {
   const uint8_t* scales[G];
   const uint8_t* quants[G];
   for (int g = 0; g < G; ++g) {
     scales[g] = first + g * group_bytes;
-    quants[g] = scales[g] + nb * kBlockScaleBytes;
+    quants[g] = scales[g] + interleaved_quants_offset(nb);
   }
   __m512 acc[G];
   for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
@@ -134,7 +117,7 @@ void groups_one_token(const uint8_t* first, size_t group_bytes, int64_t nb, cons
           _mm_prefetch(reinterpret_cast<const char*>(q + 8 * F::block_bytes + s), _MM_HINT_T1);
       __m512i op[8];
       F::operands(q, op);
-      __m512i even = _mm512_set1_epi32(start[b]), odd = _mm512_setzero_si512();
+      __m512i even = _mm512_set1_epi32(-F::offset * sums[b]), odd = _mm512_setzero_si512();
       for (int k = 0; k < 8; k += 2) {
         even = _mm512_dpbusd_epi32(even, op[k], av[k]);
         odd = _mm512_dpbusd_epi32(odd, op[k + 1], av[k + 1]);
@@ -148,13 +131,13 @@ void groups_one_token(const uint8_t* first, size_t group_bytes, int64_t nb, cons
 
 template <typename F, int T>
 BILLION_ALWAYS_INLINE void run_group_tokens(const uint8_t* group, int64_t nb, const uint8_t* act, size_t arb,
-                                            const int32_t* start, int64_t t0, float* y, int64_t ys) {
+                                            int64_t t0, float* y, int64_t ys) {
   const BlockQ8A* a[T];
   const int32_t* st[T];
   float* yt[T];
   for (int j = 0; j < T; ++j) {
     a[j] = reinterpret_cast<const BlockQ8A*>(act + (t0 + j) * arb);
-    st[j] = start + (t0 + j) * nb;
+    st[j] = q8a_block_sums(act + (t0 + j) * arb, nb);
     yt[j] = y + (t0 + j) * ys;
   }
   group_tokens<F, T>(group, nb, a, st, yt);
@@ -166,31 +149,28 @@ void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v,
   const auto* act = static_cast<const uint8_t*>(act_v);
   const int64_t nb = cols / kQK, ng = nr / kInterleaveRows;
   const size_t group_bytes = kInterleaveRows * wrb;
-  thread_local std::vector<int32_t> starts;  // [nt, nb], reused across calls
-  starts.resize(static_cast<size_t>(nt * nb));
-  prepare_starts(act, arb, nt, nb, F::offset, starts.data());
-  const int32_t* start = starts.data();
+  const int32_t* sums = q8a_block_sums(act, nb);  // the one token's, for decode
 
   if (nt == 1) {
     const auto* a = reinterpret_cast<const BlockQ8A*>(act);
     int64_t g = 0;
-    for (; g + 4 <= ng; g += 4) groups_one_token<F, 4>(w + g * group_bytes, group_bytes, nb, a, start, y + g * kInterleaveRows);
-    for (; g < ng; ++g) groups_one_token<F, 1>(w + g * group_bytes, group_bytes, nb, a, start, y + g * kInterleaveRows);
+    for (; g + 4 <= ng; g += 4) groups_one_token<F, 4>(w + g * group_bytes, group_bytes, nb, a, sums, y + g * kInterleaveRows);
+    for (; g < ng; ++g) groups_one_token<F, 1>(w + g * group_bytes, group_bytes, nb, a, sums, y + g * kInterleaveRows);
     return;
   }
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* group = w + g * group_bytes;
     float* yg = y + g * kInterleaveRows;
     int64_t t = 0;
-    for (; t + 8 <= nt; t += 8) run_group_tokens<F, 8>(group, nb, act, arb, start, t, yg, ys);
+    for (; t + 8 <= nt; t += 8) run_group_tokens<F, 8>(group, nb, act, arb, t, yg, ys);
     switch (nt - t) {
-      case 7: run_group_tokens<F, 7>(group, nb, act, arb, start, t, yg, ys); break;
-      case 6: run_group_tokens<F, 6>(group, nb, act, arb, start, t, yg, ys); break;
-      case 5: run_group_tokens<F, 5>(group, nb, act, arb, start, t, yg, ys); break;
-      case 4: run_group_tokens<F, 4>(group, nb, act, arb, start, t, yg, ys); break;
-      case 3: run_group_tokens<F, 3>(group, nb, act, arb, start, t, yg, ys); break;
-      case 2: run_group_tokens<F, 2>(group, nb, act, arb, start, t, yg, ys); break;
-      case 1: run_group_tokens<F, 1>(group, nb, act, arb, start, t, yg, ys); break;
+      case 7: run_group_tokens<F, 7>(group, nb, act, arb, t, yg, ys); break;
+      case 6: run_group_tokens<F, 6>(group, nb, act, arb, t, yg, ys); break;
+      case 5: run_group_tokens<F, 5>(group, nb, act, arb, t, yg, ys); break;
+      case 4: run_group_tokens<F, 4>(group, nb, act, arb, t, yg, ys); break;
+      case 3: run_group_tokens<F, 3>(group, nb, act, arb, t, yg, ys); break;
+      case 2: run_group_tokens<F, 2>(group, nb, act, arb, t, yg, ys); break;
+      case 1: run_group_tokens<F, 1>(group, nb, act, arb, t, yg, ys); break;
       default: break;
     }
   }

@@ -242,7 +242,7 @@ void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act, s
   const auto* a_rows = static_cast<const uint8_t*>(act);
   for (int64_t g = 0; g < nr / kInterleaveRows; ++g) {
     const uint8_t* scales = w + g * kInterleaveRows * wrb;
-    const uint8_t* quants = scales + nb * kInterleaveRows * 2;
+    const uint8_t* quants = scales + interleaved_quants_offset(nb);
     for (int64_t t = 0; t < nt; ++t) {
       const auto* a = reinterpret_cast<const BlockQ8A*>(a_rows + t * arb);
       for (int i = 0; i < kInterleaveRows; ++i) {
@@ -251,7 +251,7 @@ void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act, s
           int isum = 0;
           for (int s = 0; s < kQuantBytes / 4; ++s)
             for (int j = 0; j < 4; ++j) {
-              const uint8_t byte = quants[(b * kInterleaveRows * kQuantBytes) + s * 64 + i * 4 + j];
+              const uint8_t byte = quants[(b * kInterleaveRows * kQuantBytes) + s * kInterleaveStepBytes + i * 4 + j];
               if constexpr (kQ4)
                 isum += ((byte & 0xF) - 8) * a[b].qs[4 * s + j] + ((byte >> 4) - 8) * a[b].qs[16 + 4 * s + j];
               else
