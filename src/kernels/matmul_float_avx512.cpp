@@ -27,7 +27,9 @@ namespace {
 
 constexpr int kLanes = 16;  // fp32 lanes of a ZMM register
 // Decode tile: 8 rows side by side, each prefetched 1 KiB ahead into L2. Measured on the Zen 4
-// VM (CPU time per 256 MB pass, one thread, 2048/5632 columns, with two accumulators per pair):
+// VM while the tile was written, with a throwaway timing harness that is not kept (CPU time per
+// 256 MB pass, one thread, 2048/5632 columns, with two accumulators per pair; bench_kernels
+// gives the kept numbers, docs/PERFORMANCE.md):
 // AVX2 4-row tile 15/15 GB/s; 8 rows with no prefetch 18.8/17-19; 8 rows, 512 B ahead into L1
 // 17/16-19.5; 8 rows, 1 KiB into L2 18-19/20-21; 4 rows 14/15-17; 1 row 18.5/14 (a long row's
 // activations leave L1); 16 rows 15/19-23. One accumulator per pair (what this file does) streams
@@ -36,7 +38,7 @@ constexpr int kLanes = 16;  // fp32 lanes of a ZMM register
 constexpr int kDecodeRows = 8;
 constexpr int kPrefetchBytes = 1024;
 // Prefill tile: 4 rows × 5 tokens, 20 accumulators + 4 converted weight vectors + 1 activation
-// vector of the 32 ZMM registers. Measured (CPU time, 128×2048 weights × 64 tokens, one thread):
+// vector of the 32 ZMM registers. Measured the same way (CPU time, 128×2048 weights × 64 tokens, one thread):
 // 4×5 108 GFLOP/s, 4×6 106, 4×7 104; with two accumulators per pair 4×3 101, 2×6 64, 3×4 60;
 // the AVX2 4×2 tile 94.
 constexpr int kPrefillTokens = 5;
