@@ -1,7 +1,9 @@
 // Matmul throughput per weight type at TinyLlama-1.1B shapes: GB/s of weights streamed and
 // GFLOP/s, for decode (1 token) and prefill (512 tokens), 1 and 2 threads, with the active
 // kernels (BILLION_KERNELS=scalar to measure the reference). Prints a Markdown table and writes
-// JSON (--out, default bench-kernels.json).
+// JSON (--out, default bench-kernels.json). Matrices are laid out as the loader would for the
+// active table (Q4_0/Q8_0/Q4_K interleaved where it wants them, kernels::wants_interleaved);
+// --plain keeps the file's layout, to compare the two.
 //
 // Decode is memory-bound, so the weights must come from DRAM as in a real forward pass (22
 // layers × ~40 MB do not fit any cache): a small matrix is replicated into enough copies to
@@ -13,12 +15,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "core/cpu_features.h"
 #include "core/half.h"
 #include "core/thread_pool.h"
+#include "kernels/interleave.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 
@@ -91,6 +95,7 @@ int main(int argc, char** argv) {
   std::string types_arg = "F16,Q8_0,Q4_0,Q4_1,Q5_0,Q4_K,Q6_K";
   std::string tokens_arg = "1,512", threads_arg = "1,2", shapes_arg = "all";
   double min_seconds = 0.5;
+  bool plain = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -100,9 +105,10 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads_arg = next();
     else if (a == "--shapes") shapes_arg = next();  // "all" or indices into the list, e.g. 0,3
     else if (a == "--min-seconds") min_seconds = std::stod(next());
+    else if (a == "--plain") plain = true;
     else {
       std::printf("usage: bench_kernels [--out FILE] [--types F16,Q4_0,...] [--tokens 1,512]\n"
-                  "                     [--threads 1,2] [--shapes all|0,1,2,3] [--min-seconds S]\n");
+                  "                     [--threads 1,2] [--shapes all|0,1,2,3] [--min-seconds S] [--plain]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -115,16 +121,26 @@ int main(int argc, char** argv) {
   const KernelTable& k = active_kernels();
   nlohmann::json results = nlohmann::json::array();
   std::printf("kernels: %s, physical cores: %d\n\n", isa_name(k.isa), physical_core_count());
-  std::printf("| type | rows x cols | tokens | threads | ms/call | weight GB/s | GFLOP/s |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::printf("| type | layout | rows x cols | tokens | threads | ms/call | weight GB/s | GFLOP/s |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const std::string& tname : split(types_arg)) {
     const GgmlType type = parse_type(tname);
     for (const Shape& s : shapes) {
-      const std::vector<uint8_t> base = make_matrix(type, s.rows, s.cols);
+      std::vector<uint8_t> base = make_matrix(type, s.rows, s.cols);
       const size_t bytes = base.size();
+      const bool interleaved = !plain && wants_interleaved(k, type, s.rows, s.cols);
+      if (interleaved) {
+        std::vector<uint8_t> relaid(bytes);
+        interleave_rows(type, base.data(), type_row_bytes(type, s.cols), s.rows, s.cols, relaid.data());
+        base = std::move(relaid);
+      }
+      const char* layout = interleaved ? "x16" : "rows";
       // Copies so that the working set exceeds the last-level cache (32 MiB on this EPYC).
       const size_t copies = std::max<size_t>(1, (128u << 20) / bytes + 1);
-      std::vector<uint8_t> all(bytes * copies);
+      // 64-byte aligned copies, as the loader's buffers are (bytes is a multiple of 64 here).
+      std::vector<uint8_t> storage(bytes * copies + 64);
+      uint8_t* all_data = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+      const std::span<uint8_t> all(all_data, bytes * copies);
       for (size_t c = 0; c < copies; ++c) std::memcpy(all.data() + c * bytes, base.data(), bytes);
       for (const std::string& tt : split(tokens_arg)) {
         const int64_t n_tok = std::stoll(tt);
@@ -136,8 +152,8 @@ int main(int argc, char** argv) {
           ThreadPool pool(std::stoi(th));
           size_t copy = 0;
           auto run = [&] {
-            WeightView w{type, all.data() + (copy++ % copies) * bytes, s.rows, s.cols,
-                         type_row_bytes(type, s.cols)};
+            WeightView w{type, all.data() + (copy++ % copies) * bytes, s.rows, s.cols, type_row_bytes(type, s.cols),
+                         interleaved ? WeightLayout::Interleaved16 : WeightLayout::Rows};
             matmul(k, w, x.data(), y.data(), n_tok, pool);
           };
           run();  // warm-up: page faults, thread start, scratch allocation
@@ -152,11 +168,11 @@ int main(int argc, char** argv) {
           const double median = times[times.size() / 2];
           const double gbs = bytes / median / 1e9;
           const double gflops = 2.0 * s.rows * s.cols * n_tok / median / 1e9;
-          std::printf("| %s | %lldx%lld | %lld | %s | %.3f | %.1f | %.1f |\n", tname.c_str(),
+          std::printf("| %s | %s | %lldx%lld | %lld | %s | %.3f | %.1f | %.1f |\n", tname.c_str(), layout,
                       static_cast<long long>(s.rows), static_cast<long long>(s.cols),
                       static_cast<long long>(n_tok), th.c_str(), median * 1e3, gbs, gflops);
           std::fflush(stdout);
-          results.push_back({{"type", tname}, {"rows", s.rows}, {"cols", s.cols}, {"what", s.what},
+          results.push_back({{"type", tname}, {"layout", layout}, {"rows", s.rows}, {"cols", s.cols}, {"what", s.what},
                              {"n_tokens", n_tok}, {"threads", std::stoi(th)}, {"reps", times.size()},
                              {"median_ms", median * 1e3}, {"min_ms", times.front() * 1e3},
                              {"weight_bytes", bytes}, {"weight_gb_per_s", gbs}, {"gflop_per_s", gflops}});

@@ -222,3 +222,126 @@ TEST(Interleave, ManyMixesLayoutsAndTypes) {
 
 INSTANTIATE_TEST_SUITE_P(Types, InterleaveTest, ::testing::Values(GgmlType::Q4_0, GgmlType::Q8_0),
                          [](const auto& info) { return std::string(ggml_type_name(info.param)); });
+
+// Q4_K is interleaved per super-block (interleave.h): every row reads back byte for byte, in the
+// file's layout and as floats.
+TEST(InterleaveQ4K, EveryRowReadsBackUnchanged) {
+  const GgmlType type = GgmlType::Q4_K;
+  const int64_t rows = 48, cols = kQKK * 3;
+  auto plain = make_weights(type, rows, cols, 2);
+  auto m = interleaved(type, plain, rows, cols);
+  EXPECT_NE(0, std::memcmp(plain.data(), m.bytes.data(), plain.size()));
+  const size_t rb = type_row_bytes(type, cols);
+  std::vector<uint8_t> row(rb);
+  std::vector<float> want(cols), got(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    interleaved_row_bytes(type, m.bytes.data(), cols, r, row.data());
+    ASSERT_EQ(0, std::memcmp(row.data(), plain.data() + r * rb, rb)) << "row " << r;
+    dequantize_row(type, plain.data() + r * rb, want.data(), cols);
+    dequantize_weight_row(m.view, r, got.data());
+    ASSERT_EQ(0, std::memcmp(want.data(), got.data(), cols * 4)) << "row " << r;
+  }
+}
+
+// The interleaved Q4_K arithmetic is the plain layout's (exact integers per super-block, then
+// the same float expression), so every ISA's interleaved kernel must give the plain reference's
+// bits: for token counts that hit every tile (8, 7 .. 1 tokens, decode), super-block counts of
+// the target models' rows (8: 2048 columns, 22: 5632), 1 or 2 threads.
+TEST(InterleaveQ4K, EveryIsaBitIdenticalToPlainReference) {
+  const GgmlType type = GgmlType::Q4_K;
+  ThreadPool one(1), two(2);
+  for (int64_t nb : {1, 3, 8, 22}) {
+    const int64_t cols = nb * kQKK;
+    for (int64_t rows : {16, 48, 256}) {
+      auto plain = make_weights(type, rows, cols, uint32_t(31 + nb + rows));
+      auto m = interleaved(type, plain, rows, cols);
+      for (int64_t n_tok : {1, 2, 3, 7, 8, 9, 17}) {
+        auto x = gaussian(static_cast<size_t>(n_tok * cols), uint32_t(5 + n_tok));
+        std::vector<float> want(n_tok * rows), got(n_tok * rows);
+        matmul(scalar_kernel_table(), plain_view(type, plain, rows, cols), x.data(), want.data(), n_tok, one);
+        for (Isa isa : available_isas())
+          for (ThreadPool* pool : {&one, &two}) {
+            std::fill(got.begin(), got.end(), -1.0f);
+            matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, *pool);
+            ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+                << isa_name(isa) << " super-blocks " << nb << " rows " << rows << " tokens " << n_tok << " threads "
+                << pool->size();
+          }
+      }
+    }
+  }
+}
+
+// The largest integers the kernel can meet: every nibble 15, every scale and min 63, every
+// activation ±127 (and mixed signs), where a sign or width slip in the integer path would show.
+TEST(InterleaveQ4K, ExtremeValuesEqualPlainReference) {
+  const GgmlType type = GgmlType::Q4_K;
+  const int64_t rows = 32, cols = kQKK * 22;
+  std::vector<uint8_t> plain(rows * type_row_bytes(type, cols), 0xFF);
+  const uint16_t d = f32_to_f16(0.01f), dmin = f32_to_f16(0.002f);
+  for (size_t off = 0; off < plain.size(); off += sizeof(BlockQ4_K)) {
+    std::memcpy(&plain[off], &d, 2);
+    std::memcpy(&plain[off + 2], &dmin, 2);
+  }
+  auto m = interleaved(type, plain, rows, cols);
+  ThreadPool pool(1);
+  for (float sign : {1.0f, -1.0f, 0.0f}) {
+    std::vector<float> x(3 * cols);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = sign != 0.0f ? sign : (i % 3 ? 1.0f : -1.0f);
+    std::vector<float> want(3 * rows), got(3 * rows);
+    matmul(scalar_kernel_table(), plain_view(type, plain, rows, cols), x.data(), want.data(), 3, pool);
+    for (Isa isa : available_isas()) {
+      matmul(*kernels_for(isa), m.view, x.data(), got.data(), 3, pool);
+      ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4)) << isa_name(isa) << " sign " << sign;
+      matmul(*kernels_for(isa), m.view, x.data(), got.data(), 1, pool);  // decode's tile
+      ASSERT_EQ(0, std::memcmp(got.data(), want.data(), rows * 4)) << isa_name(isa) << " sign " << sign;
+    }
+  }
+}
+
+TEST(InterleaveQ4K, ShapesAndTables) {
+  EXPECT_TRUE(can_interleave(GgmlType::Q4_K, 16, 256));
+  EXPECT_FALSE(can_interleave(GgmlType::Q4_K, 16, 128));  // not whole super-blocks
+  EXPECT_FALSE(can_interleave(GgmlType::Q4_K, 8, 256));
+  EXPECT_FALSE(can_interleave(GgmlType::Q6_K, 16, 256));  // no layout for this type
+  // The loader asks the table: the reference never wants a re-lay; the AVX-512 table wants Q4_K.
+  EXPECT_FALSE(wants_interleaved(scalar_kernel_table(), GgmlType::Q4_K, 16, 256));
+  EXPECT_FALSE(wants_interleaved(scalar_kernel_table(), GgmlType::Q4_0, 16, 32));
+  if (const KernelTable* k = kernels_for(Isa::Avx512)) {
+    EXPECT_TRUE(wants_interleaved(*k, GgmlType::Q4_K, 16, 256));
+    EXPECT_TRUE(wants_interleaved(*k, GgmlType::Q4_0, 16, 32));
+    EXPECT_FALSE(wants_interleaved(*k, GgmlType::Q4_K, 16, 128));
+  }
+  std::vector<uint8_t> src(144 * 16), dst(144 * 16);
+  EXPECT_THROW(interleave_rows(GgmlType::Q4_K, src.data(), 72, 16, 128, dst.data()), Error);
+}
+
+// matmul_many with an interleaved Q4_K matrix beside an interleaved Q4_0 and a plain Q4_K one
+// (Q8K and Q8A activations in one call): each output equals its matrix multiplied alone.
+TEST(InterleaveQ4K, ManyMixesLayoutsAndTypes) {
+  const int64_t cols = kQKK * 2;
+  auto q = make_weights(GgmlType::Q4_K, 320, cols, 41), k = make_weights(GgmlType::Q4_0, 64, cols, 42),
+       v = make_weights(GgmlType::Q4_K, 36, cols, 43);
+  auto qi = interleaved(GgmlType::Q4_K, q, 320, cols), ki = interleaved(GgmlType::Q4_0, k, 64, cols);
+  const std::vector<WeightView> ws = {qi.view, ki.view, plain_view(GgmlType::Q4_K, v, 36, cols)};
+  for (Isa isa : available_isas()) {
+    const KernelTable& table = *kernels_for(isa);
+    ThreadPool one(1);
+    for (int64_t n_tok : {1, 6}) {
+      auto x = gaussian(static_cast<size_t>(n_tok * cols), 44);
+      std::vector<std::vector<float>> want(ws.size()), got(ws.size());
+      std::vector<float*> ys;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        want[i].resize(n_tok * ws[i].rows);
+        matmul(table, ws[i], x.data(), want[i].data(), n_tok, one);
+        got[i].assign(want[i].size(), 0.0f);
+        ys.push_back(got[i].data());
+      }
+      ThreadPool two(2);
+      matmul_many(table, ws, x.data(), ys, n_tok, two);
+      for (size_t i = 0; i < ws.size(); ++i)
+        ASSERT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4))
+            << isa_name(isa) << " matrix " << i << " tokens " << n_tok;
+    }
+  }
+}

@@ -1,8 +1,11 @@
-// The interleaved layout of Q4_0 and Q8_0 weights (interleave.h): building it from a file's rows
-// and reading a row back. Both formats are a 2-byte fp16 scale followed by the quant bytes.
+// The interleaved layouts of Q4_0, Q8_0 and Q4_K weights (interleave.h): building them from a
+// file's rows and reading a row back. Q4_0 and Q8_0 are a 2-byte fp16 scale followed by the
+// quant bytes; Q4_K is interleaved per super-block.
 #include "kernels/interleave.h"
 
+#include <cstddef>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/quant.h"
@@ -15,17 +18,43 @@ size_t quant_bytes(GgmlType type) {
   return type == GgmlType::Q4_0 ? sizeof(BlockQ4_0::qs) : type == GgmlType::Q8_0 ? sizeof(BlockQ8_0::qs) : 0;
 }
 
+// Calls fn(offset in the group's interleaved super-block, offset in row i's 144-byte block,
+// length) for every piece of row i's super-block.
+template <typename Fn>
+void for_each_q4_k_piece(int i, Fn fn) {
+  fn(2 * i, offsetof(BlockQ4_K, d), 2);
+  fn(kQ4KxDmin + 2 * i, offsetof(BlockQ4_K, dmin), 2);
+  for (int k = 0; k < 3; ++k) fn(kQ4KxScales + k * kInterleaveStepBytes + 4 * i, offsetof(BlockQ4_K, scales) + 4 * k, 4);
+  for (int step = 0; step < 32; ++step)
+    fn(kQ4KxQuants + step * kInterleaveStepBytes + 4 * i, offsetof(BlockQ4_K, qs) + 4 * step, 4);
+}
+
 }  // namespace
 
 bool can_interleave(GgmlType type, int64_t rows, int64_t cols) {
-  return quant_bytes(type) > 0 && rows > 0 && rows % kInterleaveRows == 0 && cols > 0 && cols % kQK == 0;
+  if (rows <= 0 || rows % kInterleaveRows != 0 || cols <= 0) return false;
+  if (type == GgmlType::Q4_K) return cols % kQKK == 0;
+  return quant_bytes(type) > 0 && cols % kQK == 0;
 }
 
 void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, int64_t rows, int64_t cols,
                      uint8_t* dst) {
   if (!can_interleave(type, rows, cols))
-    fail("interleave_rows", "a {}×{} {} matrix: the type must be Q4_0 or Q8_0, rows a multiple of {} and columns of {}",
-         rows, cols, ggml_type_name(type), kInterleaveRows, kQK);
+    fail("interleave_rows", "a {}×{} {} matrix: the type must be Q4_0, Q8_0 or Q4_K, rows a multiple of {} and columns of the block size",
+         rows, cols, ggml_type_name(type), kInterleaveRows);
+  if (type == GgmlType::Q4_K) {
+    const int64_t nb = cols / kQKK;
+    for (int64_t g = 0; g < rows / kInterleaveRows; ++g)
+      for (int i = 0; i < kInterleaveRows; ++i) {
+        const uint8_t* row = src + (g * kInterleaveRows + i) * src_row_bytes;
+        for (int64_t b = 0; b < nb; ++b) {
+          uint8_t* to = dst + (g * nb + b) * kQ4KxBytes;
+          const uint8_t* from = row + b * sizeof(BlockQ4_K);
+          for_each_q4_k_piece(i, [&](int64_t to_off, size_t from_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
+        }
+      }
+    return;
+  }
   const int64_t nb = cols / kQK;
   const size_t qb = quant_bytes(type), block_bytes = 2 + qb;
   const size_t group_bytes = kInterleaveRows * nb * block_bytes;
@@ -44,19 +73,35 @@ void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, in
   }
 }
 
-void dequantize_interleaved_row(GgmlType type, const uint8_t* data, int64_t cols, int64_t r, float* out) {
+void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t cols, int64_t r, uint8_t* out) {
+  const int64_t g = r / kInterleaveRows;
+  const int i = static_cast<int>(r % kInterleaveRows);
+  if (type == GgmlType::Q4_K) {
+    const int64_t nb = cols / kQKK;
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* from = data + (g * nb + b) * kQ4KxBytes;
+      uint8_t* to = out + b * sizeof(BlockQ4_K);
+      for_each_q4_k_piece(i, [&](int64_t from_off, size_t to_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
+    }
+    return;
+  }
   const size_t qb = quant_bytes(type);
-  if (qb == 0) fail("dequantize_interleaved_row", "type {} has no interleaved layout", ggml_type_name(type));
+  if (qb == 0) fail("interleaved_row_bytes", "type {} has no interleaved layout", ggml_type_name(type));
   const int64_t nb = cols / kQK;
-  const int64_t g = r / kInterleaveRows, i = r % kInterleaveRows;
   const uint8_t* scales = data + g * kInterleaveRows * nb * (2 + qb);
   const uint8_t* quants = scales + interleaved_quants_offset(nb);
-  alignas(4) uint8_t block[2 + sizeof(BlockQ8_0::qs)];  // the block structs hold a uint16_t
   for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* block = out + b * (2 + qb);
     std::memcpy(block, scales + (b * kInterleaveRows + i) * 2, 2);
     for (size_t s = 0; s < qb / 4; ++s) std::memcpy(block + 2 + 4 * s, quants + b * kInterleaveRows * qb + s * kInterleaveStepBytes + i * 4, 4);
-    dequantize_row(type, block, out + b * kQK, kQK);
   }
+}
+
+void dequantize_interleaved_row(GgmlType type, const uint8_t* data, int64_t cols, int64_t r, float* out) {
+  thread_local std::vector<uint8_t> row;  // the embedding lookup calls this per token: no allocation
+  row.resize(type_row_bytes(type, cols));
+  interleaved_row_bytes(type, data, cols, r, row.data());
+  dequantize_row(type, row.data(), out, cols);
 }
 
 }  // namespace billion::kernels

@@ -1,5 +1,5 @@
-// Q4_0 and Q8_0 weights re-laid at load for integer dot products over 16 rows at once
-// (WeightLayout::Interleaved16; "Q4_0x16", "Q8_0x16").
+// Q4_0, Q8_0 and Q4_K weights re-laid at load for integer dot products over 16 rows at once
+// (WeightLayout::Interleaved16; "Q4_0x16", "Q8_0x16", "Q4_Kx16").
 //
 // In a GGUF file a row is a run of blocks (fp16 scale, then 16 bytes of nibbles for Q4_0 or 32
 // int8 for Q8_0), so a kernel that wants one output per vector lane must gather 16 rows' scales
@@ -24,6 +24,23 @@
 // acc = fma(float(isum_b), d_w·d_a, acc) from acc = 0. That is one float step per block and
 // output instead of the AVX2 vec_dot's eight-lane chain, so a result differs from the plain
 // layout's by float rounding only (tests/test_interleave.cpp bounds it).
+//
+// Q4_K (256-element super-blocks of 144 bytes: fp16 d and dmin, 12 bytes of 6-bit sub-block
+// scales and mins, 128 bytes of nibbles) is interleaved super-block by super-block, each one's
+// 16 rows together in 2304 bytes:
+//
+//   group g, super-block b at 2304·b from the group's start:
+//     [0, 32)       16 fp16 d
+//     [32, 64)      16 fp16 dmin
+//     [64, 256)     3 steps: step k = for row i = 0..15 the row's scale bytes 4k .. 4k+3
+//     [256, 2304)   32 steps: step 8c+s = for row i the row's qs bytes 32c+4s .. 32c+4s+3
+//
+// Step 8c+s pairs with activation elements 64c+4s.. (low nibbles, sub-block 2c) and
+// 64c+32+4s.. (high nibbles, sub-block 2c+1), as the file's byte order does within a row. A
+// super-block's scale words unpack for all 16 rows with a few 32-bit lane operations. Unlike the
+// 32-element formats, the arithmetic does not change: per (row, token, super-block) the integer
+// sums are exact and the float expression is ref::mm_q4_k's, so an interleaved Q4_K matmul gives
+// the plain layout's bits (the K-quants never used ggml's eight-lane float order).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -39,6 +56,10 @@ constexpr int64_t kInterleaveStepBytes = 64;  // one load: 4 quant bytes of each
 // A group starts with its scales (16 fp16 per block); its quants start this many bytes later.
 constexpr int64_t interleaved_quants_offset(int64_t nb) { return nb * kInterleaveRows * 2; }
 
+// Offsets within an interleaved Q4_K super-block of 16 rows (the diagram above).
+constexpr int64_t kQ4KxBytes = kInterleaveRows * 144;  // 16 rows' super-blocks
+constexpr int64_t kQ4KxDmin = 32, kQ4KxScales = 64, kQ4KxQuants = 256;
+
 // The interleaved kernels take Q8A activation rows followed by nb int32 block sums Σq (the
 // Q4_0/Q8_0 offset corrections need them): the matmul driver writes them once per call, next to
 // the quantization, instead of every tile call recomputing them for every row chunk.
@@ -46,14 +67,17 @@ inline const int32_t* q8a_block_sums(const uint8_t* act_row, int64_t nb) {
   return reinterpret_cast<const int32_t*>(act_row + nb * sizeof(BlockQ8A));
 }
 
-// True when a matrix of this type and shape can be interleaved: Q4_0 or Q8_0, rows a multiple of
-// 16 (every matrix of the target models) and cols a multiple of 32.
+// True when a matrix of this type and shape can be interleaved: Q4_0, Q8_0 or Q4_K, rows a
+// multiple of 16 (every matrix of the target models) and cols a multiple of the block size.
 bool can_interleave(GgmlType type, int64_t rows, int64_t cols);
 
 // dst (rows × row_bytes bytes, row_bytes = type_row_bytes(type, cols)) ← the matrix at src,
-// whose row r is at src + r·src_row_bytes, in the layout above. Requires can_interleave.
+// whose row r is at src + r·src_row_bytes, in the layouts above. Requires can_interleave.
 void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, int64_t rows, int64_t cols,
                      uint8_t* dst);
+
+// Row r of an interleaved matrix back in the file's layout: out [type_row_bytes(type, cols)].
+void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t cols, int64_t r, uint8_t* out);
 
 // Row r of an interleaved matrix back as floats: out [cols], the values dequantize_row gives
 // for the original row (the layout moves bytes, it changes none).

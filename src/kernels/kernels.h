@@ -19,7 +19,7 @@ namespace billion::kernels {
 // How a weight matrix's rows lie in memory.
 enum class WeightLayout {
   Rows,           // row r is row_bytes bytes at data + r*row_bytes: the file's layout
-  Interleaved16,  // Q4_0 or Q8_0 rows interleaved in groups of 16 (kernels/interleave.h), built at
+  Interleaved16,  // Q4_0, Q8_0 or Q4_K rows interleaved in groups of 16 (kernels/interleave.h), built at
                   // load for the kernels that want it; read a row with dequantize_weight_row
 };
 
@@ -73,11 +73,13 @@ struct KernelTable {
   // One entry per weight type; null where the type has no kernel. Use matmul() below.
   MatmulTileFn mm_f32, mm_f16, mm_bf16, mm_q8_0, mm_q4_0, mm_q4_1, mm_q5_0, mm_q5_1;
   MatmulTileFn mm_q4_k, mm_q5_k, mm_q6_k;
-  // Q4_0 and Q8_0 in the Interleaved16 layout (n_rows a multiple of 16, w the start of a group).
-  // Every table has them; interleave_at_load says whether this table's are fast enough that the
-  // loader should re-lay Q4_0/Q8_0 matrices for it (see kernels/interleave.h).
-  MatmulTileFn mm_q4_0x16, mm_q8_0x16;
+  // Q4_0, Q8_0 and Q4_K in the Interleaved16 layout (n_rows a multiple of 16, w the start of a
+  // group). Every table has them; interleave_at_load says whether this table's Q4_0/Q8_0 ones
+  // are fast enough that the loader should re-lay those matrices for it, interleave_q4_k_at_load
+  // the same for Q4_K (see kernels/interleave.h and wants_interleaved below).
+  MatmulTileFn mm_q4_0x16, mm_q8_0x16, mm_q4_kx16;
   bool interleave_at_load;
+  bool interleave_q4_k_at_load;
   // Activation quantizers: x [n] → n/32 BlockQ8A (n % 32 == 0), n/256 BlockQ8K (n % 256 == 0).
   // Every ISA produces the same bytes as the scalar reference.
   void (*quantize_q8a)(const float* x, void* y, int64_t n);
@@ -159,6 +161,10 @@ void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t half, float* cos, 
 // null (rope scaling shipped as per-pair divisors, GGUF rope_freqs); cosf/sinf of it.
 void rope_tables_ggml(int64_t pos, float theta_scale, const float* factors, int64_t half, float* cos,
                       float* sin);
+
+// True when the loader should re-lay a matrix of this type and shape in the Interleaved16 layout
+// for table k: the table's interleaved kernel for the type is fast and can_interleave holds.
+bool wants_interleaved(const KernelTable& k, GgmlType type, int64_t rows, int64_t cols);
 
 // The scalar, AVX2 and AVX-512 tables (built in dispatch.cpp; use the functions above).
 const KernelTable& scalar_kernel_table();

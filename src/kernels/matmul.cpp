@@ -24,8 +24,10 @@ struct TypeKernel {
 };
 
 TypeKernel kernel_for(const KernelTable& k, const WeightView& w) {
-  if (w.layout == WeightLayout::Interleaved16)
+  if (w.layout == WeightLayout::Interleaved16) {
+    if (w.type == GgmlType::Q4_K) return {k.mm_q4_kx16, ActKind::Q8K};
     return {w.type == GgmlType::Q4_0 ? k.mm_q4_0x16 : w.type == GgmlType::Q8_0 ? k.mm_q8_0x16 : nullptr, ActKind::Q8A, true};
+  }
   switch (w.type) {
     case GgmlType::F32: return {k.mm_f32, ActKind::F32};
     case GgmlType::F16: return {k.mm_f16, ActKind::F32};

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "core/half.h"
 #include "kernels/impl.h"
@@ -276,6 +277,18 @@ void mm_q4_0x16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_
 void mm_q8_0x16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
                 int64_t ys, int64_t cols) {
   mm_interleaved<false>(w, wrb, nr, act, arb, nt, y, ys, cols);
+}
+
+// Q4_K interleaved by 16 rows: the same arithmetic as mm_q4_k (interleave.h), so each row is
+// read back into the file's layout and multiplied by the plain reference.
+void mm_q4_kx16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                int64_t ys, int64_t cols) {
+  std::vector<uint8_t> row(wrb);
+  for (int64_t r = 0; r < nr; ++r) {
+    interleaved_row_bytes(GgmlType::Q4_K, w, cols, r, row.data());
+    for (int64_t t = 0; t < nt; ++t)
+      y[t * ys + r] = dot_q45_k<false>(row.data(), static_cast<const uint8_t*>(act) + t * arb, cols);
+  }
 }
 
 }  // namespace billion::kernels::ref

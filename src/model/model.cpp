@@ -14,7 +14,7 @@ Model::~Model() = default;
 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
   std::unique_ptr<Model> m(new Model());
-  const bool interleave = options.interleave_weights && kernels::active_kernels().interleave_at_load;
+  const kernels::KernelTable* interleave = options.interleave_weights ? &kernels::active_kernels() : nullptr;
   m->path_ = path;
   if (!fs::exists(path)) fail(path, "no such file or folder");
   if (fs::is_directory(path)) {

@@ -50,7 +50,8 @@ class Binder {
  public:
   // file_backed: tensor data lies in a read-only file mapping, whose pages may be given back
   // once a tensor has been copied (never true for bytes in ordinary memory, which would be lost).
-  Binder(Finder find, const ArchitectureSpec& spec, LoadQuantization quantization, bool interleave, bool file_backed,
+  Binder(Finder find, const ArchitectureSpec& spec, LoadQuantization quantization, const kernels::KernelTable* interleave,
+         bool file_backed,
          std::string source, ModelWeights& out)
       : find_(std::move(find)), spec_(spec), quantization_(quantization), interleave_(interleave),
         file_backed_(file_backed), source_(std::move(source)), out_(out) {}
@@ -114,7 +115,7 @@ class Binder {
       // kept both resident (TinyLlama: 3.2 GB peak against 1.2 GB for the Q8_0 file).
       if (file_backed_) release_mapped_pages(t.data, rows * view.row_bytes);
       view = {target, buffer->data(), rows, cols, kernels::type_row_bytes(target, cols)};
-      if (interleave_ && kernels::can_interleave(view.type, rows, cols))
+      if (interleave_ && kernels::wants_interleaved(*interleave_, view.type, rows, cols))
         return interleaved(view, std::move(buffer));
       out_.owned_bytes += buffer->size();
       out_.owned.push_back(std::move(buffer));
@@ -124,7 +125,8 @@ class Binder {
     // largest): its rows are read back with dequantize_weight_row. A Q8_0 embedding keeps the
     // file's rows, so that a tied Q8_0 output matmul (SmolLM2's) keeps ggml's vec_dot order and
     // the logits stay bit-identical to llama.cpp's, which does not repack Q8_0.
-    if (interleave_ && kernels::can_interleave(view.type, rows, cols) && (!is_embedding || view.type == GgmlType::Q4_0)) {
+    if (interleave_ && kernels::wants_interleaved(*interleave_, view.type, rows, cols) &&
+        (!is_embedding || view.type == GgmlType::Q4_0)) {
       kernels::WeightView result = interleaved(view, nullptr);
       if (file_backed_) release_mapped_pages(t.data, rows * view.row_bytes);
       return result;
@@ -133,7 +135,7 @@ class Binder {
     return view;
   }
 
-  // A Q4_0/Q8_0 matrix re-laid for the kernels (kernels/interleave.h) into an owned, 64-byte aligned
+  // A Q4_0/Q8_0/Q4_K matrix re-laid for the kernels (kernels/interleave.h) into an owned, 64-byte aligned
   // buffer; `source_buffer` (its data, if owned) is freed once copied.
   kernels::WeightView interleaved(const kernels::WeightView& view, std::unique_ptr<std::vector<uint8_t>> source_buffer) {
     const size_t bytes = view.rows * view.row_bytes;
@@ -163,7 +165,7 @@ class Binder {
   Finder find_;
   const ArchitectureSpec& spec_;
   LoadQuantization quantization_;
-  bool interleave_;
+  const kernels::KernelTable* interleave_;
   bool file_backed_;
   std::string source_;
   ModelWeights& out_;
@@ -185,7 +187,7 @@ GgmlType quantized_type(LoadQuantization q) {
 }
 
 ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spec, LoadQuantization quantization,
-                               bool interleave) {
+                               const kernels::KernelTable* interleave) {
   ModelWeights w;
   Finder find = [&gguf](const std::string& name) -> std::optional<RawTensor> {
     const auto* t = gguf.find_tensor(name);
@@ -241,7 +243,8 @@ ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spe
 }
 
 ModelWeights bind_safetensors_weights(const SafetensorsCheckpoint& checkpoint, const ArchitectureSpec& spec,
-                                      LoadQuantization quantization, const std::string& source, bool interleave) {
+                                      LoadQuantization quantization, const std::string& source,
+                                      const kernels::KernelTable* interleave) {
   ModelWeights w;
   Finder find = [&checkpoint](const std::string& name) -> std::optional<RawTensor> {
     const auto* t = checkpoint.find(name);

@@ -2,7 +2,7 @@
 // shape-checked against the architecture description. Matrices stay in the memory map in their
 // stored type (F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_x/Q4_K/Q5_K/Q6_K) unless `--quantize` asks for
 // int8/int4, which re-encodes float matrices once at load into owned buffers, or the kernels
-// want Q4_0/Q8_0 interleaved (then those matrices are copied into that layout once at load).
+// want Q4_0/Q8_0/Q4_K interleaved (then those matrices are copied into that layout once at load).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -65,13 +65,15 @@ struct ModelWeights {
   uint64_t owned_bytes = 0;
 };
 
-// interleave: re-lay Q4_0 and Q8_0 matrices (read from the file or made by --quantize) in the
+// interleave_for: when not null, re-lay the matrices that table wants interleaved
+// (kernels::wants_interleaved: Q4_0, Q8_0, Q4_K; read from the file or made by --quantize) in the
 // kernels' interleaved layout (kernels/interleave.h) in owned memory, giving the file's pages of
-// each back once copied; the token embedding, read a row at a time, keeps the file's rows.
+// each back once copied; the token embedding, read a row at a time, keeps the file's rows unless
+// it is Q4_0 (see Binder::matrix).
 ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spec, LoadQuantization quantization,
-                               bool interleave = false);
+                               const kernels::KernelTable* interleave_for = nullptr);
 ModelWeights bind_safetensors_weights(const SafetensorsCheckpoint& checkpoint, const ArchitectureSpec& spec,
                                       LoadQuantization quantization, const std::string& source,
-                                      bool interleave = false);
+                                      const kernels::KernelTable* interleave_for = nullptr);
 
 }  // namespace billion
