@@ -345,3 +345,46 @@ TEST(InterleaveQ4K, ManyMixesLayoutsAndTypes) {
     }
   }
 }
+
+// Q8_0 interleaved in ggml's order (WeightLayout::Interleaved16Ggml, for a tied output matrix):
+// its reference, every ISA's kernel and the plain layout's SIMD tiles (ggml's AVX2 vec_dot
+// sequence, which llama.cpp computes) give the same bits, for decode's two-group tile and its
+// lone group, prefill's token pairs and a lone token, 1 and 2 threads.
+TEST(InterleaveQ8_0Ggml, EveryIsaBitIdenticalToThePlainSimdTiles) {
+  const GgmlType type = GgmlType::Q8_0;
+  ThreadPool one(1), two(2);
+  const KernelTable* avx2 = kernels_for(Isa::Avx2);
+  for (int64_t nb : {1, 3, 18, 64}) {
+    const int64_t cols = nb * kQK;
+    for (int64_t rows : {16, 48, 80}) {
+      std::vector<uint8_t> plain = make_weights(type, rows, cols, uint32_t(51 + nb + rows));
+      // -128 bytes too: a file may hold them, and the unsigned offset must not overflow.
+      for (size_t off = 0; off < plain.size(); off += 97) plain[off] = off % sizeof(BlockQ8_0) < 2 ? plain[off] : 0x80;
+      Interleaved m = interleaved(type, plain, rows, cols);
+      m.view.layout = WeightLayout::Interleaved16Ggml;
+      for (int64_t n_tok : {1, 2, 3, 5}) {
+        auto x = gaussian(static_cast<size_t>(n_tok * cols), uint32_t(9 + n_tok));
+        std::vector<float> want(n_tok * rows), got(n_tok * rows);
+        matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, one);
+        if (avx2) {  // the plain layout's AVX2 tile: ggml's sequence
+          matmul(*avx2, plain_view(type, plain, rows, cols), x.data(), got.data(), n_tok, one);
+          ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4)) << "plain avx2, blocks " << nb << " rows " << rows << " tokens " << n_tok;
+        }
+        for (Isa isa : available_isas())
+          for (ThreadPool* pool : {&one, &two}) {
+            std::fill(got.begin(), got.end(), -1.0f);
+            matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, *pool);
+            ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+                << isa_name(isa) << " blocks " << nb << " rows " << rows << " tokens " << n_tok << " threads " << pool->size();
+            matmul(*kernels_for(isa), plain_view(type, plain, rows, cols), x.data(), got.data(), n_tok, *pool);
+            if (isa != Isa::Scalar)  // the scalar plain tile sums left to right, not in ggml's lanes
+              ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4)) << "plain " << isa_name(isa);
+          }
+      }
+      std::vector<float> a(cols), b(cols);
+      dequantize_weight_row(m.view, rows - 1, a.data());
+      dequantize_row(type, plain.data() + (rows - 1) * type_row_bytes(type, cols), b.data(), cols);
+      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), cols * 4));
+    }
+  }
+}

@@ -44,6 +44,7 @@ const KernelTable& scalar_kernel_table() {
       .mm_q4_k = ref::mm_q4_k, .mm_q5_k = ref::mm_q5_k, .mm_q6_k = ref::mm_q6_k,
       .mm_q4_0x16 = ref::mm_q4_0x16, .mm_q8_0x16 = ref::mm_q8_0x16, .mm_q4_kx16 = ref::mm_q4_kx16,
       .interleave_at_load = false, .interleave_q4_k_at_load = false,
+      .mm_q8_0x16_ggml = ref::mm_q8_0x16_ggml, .interleave_q8_0_ggml_at_load = false,
       .quantize_q8a = ref::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
       .rmsnorm = ref::rmsnorm, .layernorm = ref::layernorm, .softmax = ref::softmax,
       .silu_mul = ref::silu_mul, .gelu = ref::gelu, .add = ref::add, .rope = ref::rope,
@@ -66,6 +67,8 @@ const KernelTable& avx2_kernel_table() {
       // coverage, and the loader leaves Q4_K in the file's layout for this table.
       .mm_q4_kx16 = ref::mm_q4_kx16,
       .interleave_at_load = true, .interleave_q4_k_at_load = false,
+      // Likewise for the tied Q8_0 output in ggml's order.
+      .mm_q8_0x16_ggml = ref::mm_q8_0x16_ggml, .interleave_q8_0_ggml_at_load = false,
       .quantize_q8a = avx2::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
       .rmsnorm = avx2::rmsnorm, .layernorm = ref::layernorm, .softmax = avx2::softmax,
       .silu_mul = avx2::silu_mul, .gelu = ref::gelu, .add = avx2::add, .rope = ref::rope,
@@ -98,6 +101,8 @@ const KernelTable& avx512_kernel_table() {
     t.mm_q4_kx16 = avx512::mm_q4_kx16;  // matmul_kquant_interleaved_avx512.cpp
     t.interleave_at_load = true;
     t.interleave_q4_k_at_load = true;
+    t.mm_q8_0x16_ggml = avx512::mm_q8_0x16_ggml;  // matmul_interleaved_avx512.cpp
+    t.interleave_q8_0_ggml_at_load = true;
     return t;
   }();
   return table;

@@ -24,6 +24,8 @@ struct TypeKernel {
 };
 
 TypeKernel kernel_for(const KernelTable& k, const WeightView& w) {
+  if (w.layout == WeightLayout::Interleaved16Ggml)
+    return {w.type == GgmlType::Q8_0 ? k.mm_q8_0x16_ggml : nullptr, ActKind::Q8A};
   if (w.layout == WeightLayout::Interleaved16) {
     if (w.type == GgmlType::Q4_K) return {k.mm_q4_kx16, ActKind::Q8K};
     return {w.type == GgmlType::Q4_0 ? k.mm_q4_0x16 : w.type == GgmlType::Q8_0 ? k.mm_q8_0x16 : nullptr, ActKind::Q8A, true};
@@ -97,7 +99,7 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
     const TypeKernel tk = kernel_for(k, w);
     if (!tk.fn) fail("matmul", "weight type {} is not supported", ggml_type_name(w.type));
     // A chunk must hold whole tiles: 4 rows, or a whole 16-row group of an interleaved matrix.
-    const int64_t tile_rows = w.layout == WeightLayout::Interleaved16 ? kInterleaveRows : 4;
+    const int64_t tile_rows = is_interleaved(w.layout) ? kInterleaveRows : 4;
     if (w.rows % tile_rows != 0 && w.layout != WeightLayout::Rows)
       fail("matmul", "an interleaved weight of {} rows: not a multiple of {}", w.rows, tile_rows);
     const int be = type_block_elements(w.type);
@@ -179,7 +181,7 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
 
 void dequantize_weight_row(const WeightView& w, int64_t r, float* out) {
   if (r < 0 || r >= w.rows) fail("dequantize_weight_row", "row {} of a matrix of {} rows", r, w.rows);
-  if (w.layout == WeightLayout::Interleaved16) dequantize_interleaved_row(w.type, static_cast<const uint8_t*>(w.data), w.cols, r, out);
+  if (is_interleaved(w.layout)) dequantize_interleaved_row(w.type, static_cast<const uint8_t*>(w.data), w.cols, r, out);
   else dequantize_row(w.type, w.row(r), out, w.cols);
 }
 

@@ -91,8 +91,9 @@ class Binder {
   }
 
   // The token embedding (is_embedding) is never re-quantized: --quantize applies to the
-  // matrices the matmuls read, and a tied output matrix keeps what the file stores.
-  kernels::WeightView matrix(const RawTensor& t, bool is_embedding = false) {
+  // matrices the matmuls read, and a tied output matrix keeps what the file stores. tied: the
+  // embedding is also the output matrix.
+  kernels::WeightView matrix(const RawTensor& t, bool is_embedding = false, bool tied = false) {
     const bool allow_quantize = !is_embedding;
     if (t.shape.size() != 2) fail(source_, "tensor {} should be a matrix, has shape {}", t.name, shape_string(t.shape));
     if (!kernels::weight_type_supported(t.type))
@@ -122,12 +123,19 @@ class Binder {
       return view;
     }
     // A token embedding is interleaved only when Q4_0 (the tied output matmul of Llama-3.2 is its
-    // largest): its rows are read back with dequantize_weight_row. A Q8_0 embedding keeps the
-    // file's rows, so that a tied Q8_0 output matmul (SmolLM2's) keeps ggml's vec_dot order and
-    // the logits stay bit-identical to llama.cpp's, which does not repack Q8_0.
+    // largest) or a tied Q8_0 output: its rows are read back with dequantize_weight_row. A tied
+    // Q8_0 output (SmolLM2, Llama-3.2 Q8_0) takes the layout whose kernel keeps ggml's vec_dot
+    // order, so the logits stay bit-identical to llama.cpp's, which does not repack Q8_0; in the
+    // file's rows its tiles were 3-4x slower per byte than the interleaved ones (bench_kernels).
     if (interleave_ && kernels::wants_interleaved(*interleave_, view.type, rows, cols) &&
         (!is_embedding || view.type == GgmlType::Q4_0)) {
       kernels::WeightView result = interleaved(view, nullptr);
+      if (file_backed_) release_mapped_pages(t.data, rows * view.row_bytes);
+      return result;
+    }
+    if (interleave_ && tied && view.type == GgmlType::Q8_0 && interleave_->interleave_q8_0_ggml_at_load &&
+        kernels::can_interleave(view.type, rows, cols)) {
+      kernels::WeightView result = interleaved(view, nullptr, kernels::WeightLayout::Interleaved16Ggml);
       if (file_backed_) release_mapped_pages(t.data, rows * view.row_bytes);
       return result;
     }
@@ -137,7 +145,8 @@ class Binder {
 
   // A Q4_0/Q8_0/Q4_K matrix re-laid for the kernels (kernels/interleave.h) into an owned, 64-byte aligned
   // buffer; `source_buffer` (its data, if owned) is freed once copied.
-  kernels::WeightView interleaved(const kernels::WeightView& view, std::unique_ptr<std::vector<uint8_t>> source_buffer) {
+  kernels::WeightView interleaved(const kernels::WeightView& view, std::unique_ptr<std::vector<uint8_t>> source_buffer,
+                                  kernels::WeightLayout layout = kernels::WeightLayout::Interleaved16) {
     const size_t bytes = view.rows * view.row_bytes;
     auto buffer = std::make_unique<std::vector<uint8_t>>(bytes + 64);
     uint8_t* data = buffer->data() + (64 - reinterpret_cast<uintptr_t>(buffer->data()) % 64) % 64;
@@ -145,7 +154,7 @@ class Binder {
     source_buffer.reset();
     kernels::WeightView result = view;
     result.data = data;
-    result.layout = kernels::WeightLayout::Interleaved16;
+    result.layout = layout;
     out_.owned_bytes += bytes;
     out_.owned.push_back(std::move(buffer));
     return result;
@@ -199,10 +208,11 @@ ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spe
   Binder b(find, spec, quantization, interleave, gguf.file_backed(), gguf.path(), w);
   const int64_t h = spec.hidden, hd = spec.head_dim, q_dim = int64_t(spec.n_heads) * hd, kv_dim = int64_t(spec.n_kv_heads) * hd;
   const bool layer_norm = spec.norm == NormKind::LayerNorm;
-  w.token_embedding = b.matrix(b.require("token_embd.weight", {spec.vocab_size, h}), /*is_embedding=*/true);
+  const auto output = b.optional("output.weight");
+  w.token_embedding = b.matrix(b.require("token_embd.weight", {spec.vocab_size, h}), /*is_embedding=*/true, /*tied=*/!output);
   w.final_norm_w = b.vector("output_norm.weight", h);
   if (layer_norm) w.final_norm_b = b.vector("output_norm.bias", h);
-  if (auto out = b.optional("output.weight")) {
+  if (const auto& out = output) {
     b.check_shape(*out, {spec.vocab_size, h});
     w.output.weight = b.matrix(*out);
   } else {
