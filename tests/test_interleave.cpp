@@ -304,11 +304,13 @@ TEST(InterleaveQ4K, ShapesAndTables) {
   EXPECT_FALSE(can_interleave(GgmlType::Q4_K, 16, 128));  // not whole super-blocks
   EXPECT_FALSE(can_interleave(GgmlType::Q4_K, 8, 256));
   EXPECT_FALSE(can_interleave(GgmlType::Q6_K, 16, 256));  // no layout for this type
-  // The loader asks the table: the reference never wants a re-lay; the AVX-512 table wants Q4_K.
+  // The loader asks the table: the reference never wants a re-lay; AVX2 and AVX-512 want Q4_K.
   EXPECT_FALSE(wants_interleaved(scalar_kernel_table(), GgmlType::Q4_K, 16, 256));
   EXPECT_FALSE(wants_interleaved(scalar_kernel_table(), GgmlType::Q4_0, 16, 32));
-  if (const KernelTable* k = kernels_for(Isa::Avx512)) {
-    EXPECT_TRUE(wants_interleaved(*k, GgmlType::Q4_K, 16, 256));
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    const KernelTable* k = kernels_for(isa);
+    if (!k) continue;
+    EXPECT_TRUE(wants_interleaved(*k, GgmlType::Q4_K, 16, 256)) << isa_name(isa);
     EXPECT_TRUE(wants_interleaved(*k, GgmlType::Q4_0, 16, 32));
     EXPECT_FALSE(wants_interleaved(*k, GgmlType::Q4_K, 16, 128));
   }

@@ -73,6 +73,8 @@ void mm_bf16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, floa
 namespace avx2 {
 void mm_q4_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+// Interleaved Q4_K (matmul_kquant_interleaved_avx2.cpp), bit-identical to ref::mm_q4_k.
+void mm_q4_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 }  // namespace avx2
 
 // Reference-only kernels (the AVX2 table reuses them: the Q8K quantizer, and ops that are a

@@ -18,8 +18,8 @@ class SafetensorsCheckpoint;
 struct LoadOptions {
   LoadQuantization quantization = LoadQuantization::None;
   // Re-lay Q4_0, Q8_0 and Q4_K matrices at load in the interleaved layout when the active kernel
-  // table has fast kernels for it (kernels/interleave.h; the AVX2 and AVX-512 tables do for
-  // Q4_0/Q8_0, the AVX-512 one for Q4_K). Same values; for Q4_0/Q8_0 a different float summation
+  // table has fast kernels for it (kernels/interleave.h; the AVX2 and AVX-512 tables do for all
+  // three, the scalar one for none). Same values; for Q4_0/Q8_0 a different float summation
   // order, for Q4_K the same bits. False keeps the file's layout (A/B benchmarks,
   // bench_peer --no-interleave).
   bool interleave_weights = true;
