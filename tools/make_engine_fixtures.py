@@ -23,7 +23,16 @@ References: "hf_f32" = transformers F32 forward of f32/; "hf_bf16" = transformer
 the BF16-rounded weights (what an exact engine computes from bf16/); "llama_cpp_f16",
 "llama_cpp_q8_0", "llama_cpp_q4_0" = llama-cpp-python (logits_all=True, default F16 KV cache, 1 thread) on the
 GGUF files. Greedy continuations are 32 tokens, never stopping at eos.
+
+K-quant fixture (K_MODELS, `make_engine_fixtures.py tinyllama_k`): a TinyLlama widened so every
+matrix row is a multiple of 256 (the K-quant super-block). Only <name>.q4_k.gguf (all Q4_K) and
+<name>.q4_k_m.gguf (llama.cpp's Q4_K_M mixture, with Q6_K), made from the F16 GGUF by llama.cpp's
+own quantizer (llama_model_quantize), are kept, with the references "llama_cpp_q4_k",
+"llama_cpp_q4_k_m" (prompt in one batch, as above), "llama_cpp_q4_k_tok", "llama_cpp_q4_k_m_tok"
+(the prompt one token per llama_eval call: llama.cpp's single-token path) and "hf_f32" (logits
+only: the F32 weights are not committed).
 """
+import ctypes
 import gzip
 import json
 import math
@@ -65,6 +74,18 @@ MODELS = {
                                       num_attention_heads=4, num_key_value_heads=4,
                                       use_parallel_residual=True)),
 }
+
+# K-quant fixtures: every matrix row (the input dimension) a multiple of 256, the K-quant
+# super-block, so llama.cpp's own quantizer can make Q4_K / Q4_K_M files of them. Only the
+# quantized GGUFs and the reference logits are committed (the F32 weights would be 5.6 MB).
+K_MODELS = {
+    "tinyllama_k": ("tinyllama", dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=1)),
+}
+# fixture name -> (llama_ftype name, pure): "q4_k" makes every matrix Q4_K (Q4_K_S with pure,
+# no mixture); "q4_k_m" is llama.cpp's Q4_K_M mixture (Q6_K for output.weight and some
+# attn_v/ffn_down).
+K_QUANTS = {"q4_k": ("LLAMA_FTYPE_MOSTLY_Q4_K_S", True), "q4_k_m": ("LLAMA_FTYPE_MOSTLY_Q4_K_M", False)}
 
 EOS = 258
 VARIANTS = ("stablelm_qkln", "stablelm_par")   # extra StableLM switches: no BF16 copy
@@ -124,7 +145,7 @@ def add_gguf_tokenizer(w: gguf.GGUFWriter):
 # ------------------------------------------------------------------------------------------
 
 def make_config(name):
-    shared, overrides = MODELS[name]
+    shared, overrides = {**MODELS, **K_MODELS}[name]
     cfg = json.loads((SHARED / shared / "config.json").read_text())
     cfg.update(overrides)
     cfg["vocab_size"] = VOCAB
@@ -317,14 +338,21 @@ def write_gguf(path, cfg, tensors, qtype):
     w.close()
 
 
-def llama_cpp_reference(path, prompts):
+def llama_cpp_reference(path, prompts, one_token_at_a_time=False):
+    """llama.cpp's logits at every prompt position and greedy continuations. The prompt goes in
+    one llama_decode call (llama.cpp's batched prefill), or with one_token_at_a_time one call per
+    token (its single-token path, as in the continuation)."""
     import llama_cpp
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=CONTEXT, n_batch=CONTEXT, logits_all=True, n_threads=1,
                           verbose=False)
     logits, greedy = [], []
     for ids in prompts:
         llm.reset()
-        llm.eval(ids)
+        if one_token_at_a_time:
+            for tok in ids:
+                llm.eval([tok])
+        else:
+            llm.eval(ids)
         logits.append(np.array(llm.scores[: len(ids)], dtype=np.float32))
         out = []
         for _ in range(NEW_TOKENS):
@@ -422,6 +450,102 @@ def add_quantized_reference(name, qname):
     print(name, qname, float(np.abs(lg).max()), float(np.abs(lg - hf).max()))
 
 
+def llama_cpp_quantize(src, dst, qname):
+    """llama.cpp's own quantizer (llama_model_quantize through llama-cpp-python's C API), with
+    its default parameters but the ftype (and `pure` for a single-type file)."""
+    import llama_cpp
+    ftype, pure = K_QUANTS[qname]
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, ftype)
+    params.pure = pure
+    params.nthread = 1
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    if rc != 0:
+        raise RuntimeError(f"llama_model_quantize {src} -> {dst} ({ftype}) returned {rc}")
+
+
+def gguf_tensor_types(path):
+    """name -> GGML type name, read back with gguf-py."""
+    return {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
+
+
+def check_kquant_types(path, qname):
+    """q4_k: every matrix Q4_K, 1-D tensors F32. q4_k_m: Q4_K and at least one Q6_K matrix."""
+    types = gguf_tensor_types(path)
+    for name, t in sorted(types.items()):
+        print(f"  {path.name}: {name:28s} {t}")
+    matrices = {n: t for n, t in types.items() if not (n.endswith("norm.weight") or n.endswith(".bias"))}
+    others = {n: t for n, t in types.items() if n not in matrices}
+    if any(t != "F32" for t in others.values()):
+        raise RuntimeError(f"{path.name}: 1-D tensors not F32: {others}")
+    kinds = set(matrices.values())
+    if qname == "q4_k" and kinds != {"Q4_K"}:
+        raise RuntimeError(f"{path.name}: expected only Q4_K matrices, got {sorted(kinds)}")
+    if qname == "q4_k_m" and not ({"Q4_K", "Q6_K"} <= kinds and kinds <= {"Q4_K", "Q6_K"}):
+        raise RuntimeError(f"{path.name}: expected a Q4_K + Q6_K mixture, got {sorted(kinds)}")
+    return types
+
+
+def make_kquant(name, seed):
+    """A K-quant fixture: the random model, transformers' F32 logits (hf_f32, weights not
+    committed), the F16 GGUF (written to a temporary folder, the quantizer's input; llama.cpp's
+    logits on it are recorded as a conversion check only), and per K_QUANTS entry the GGUF made
+    by llama.cpp's quantizer with llama.cpp's logits and greedy continuations."""
+    import tempfile
+    cfg = make_config(name)
+    folder = OUT / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    config = transformers.AutoConfig.for_model(**cfg)
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    init_weights(model, seed)
+    model.eval()
+    tied = bool(cfg.get("tie_word_embeddings", False))
+    rng = np.random.default_rng(seed)
+    prompts = [rng.integers(0, VOCAB, n).tolist() for n in PROMPT_LENGTHS]
+    tensors = named_tensors(model, tied, cfg["model_type"])
+
+    expected = {"name": name, "config_from": K_MODELS[name][0], "vocab": VOCAB, "context": CONTEXT,
+                "prompts": prompts, "new_tokens": NEW_TOKENS, "references": {}}
+    refs = expected["references"]
+    logits, greedy = hf_reference(model, prompts)
+    write_logits(folder / "hf_f32.logits.gz", logits)
+    refs["hf_f32"] = {"model": None, "logits": "hf_f32.logits.gz", "greedy": greedy,
+                      "max_abs_logit": float(np.abs(logits).max()),
+                      "note": "transformers F32; the F32 weights are not committed"}
+    with tempfile.TemporaryDirectory() as tmp:
+        f16 = pathlib.Path(tmp) / f"{name}.f16.gguf"
+        write_gguf(f16, cfg, gguf_tensors(cfg, tensors), Q.F16)
+        lg, _ = llama_cpp_reference(f16, prompts)
+        expected["f16_conversion_check"] = {
+            "what": "llama.cpp on the (uncommitted) F16 GGUF against hf_f32: checks the conversion",
+            "max_diff_vs_hf_f32": float(np.abs(lg - logits).max())}
+        for qname in K_QUANTS:
+            path = folder / f"{name}.{qname}.gguf"
+            llama_cpp_quantize(f16, path, qname)
+            types = check_kquant_types(path, qname)
+            lg, gr = llama_cpp_reference(path, prompts)
+            write_logits(folder / f"llama_cpp_{qname}.logits.gz", lg)
+            refs[f"llama_cpp_{qname}"] = {
+                "model": path.name, "logits": f"llama_cpp_{qname}.logits.gz", "greedy": gr,
+                "quantizer": f"llama_model_quantize {K_QUANTS[qname][0]} pure={K_QUANTS[qname][1]}",
+                "tensor_types": dict(sorted(types.items())),
+                "max_abs_logit": float(np.abs(lg).max()), "max_diff_vs_hf_f32": float(np.abs(lg - logits).max())}
+            # llama.cpp's single-token path on the same file: its batched prefill (repacked K-quant
+            # GEMM) sums in another float order, and that alone moves some logits by ~2% here.
+            lt, gt_ = llama_cpp_reference(path, prompts, one_token_at_a_time=True)
+            write_logits(folder / f"llama_cpp_{qname}_tok.logits.gz", lt)
+            refs[f"llama_cpp_{qname}_tok"] = {
+                "model": path.name, "logits": f"llama_cpp_{qname}_tok.logits.gz", "greedy": gt_,
+                "prompt": "one llama_eval call per prompt token",
+                "max_abs_logit": float(np.abs(lt).max()), "max_diff_vs_hf_f32": float(np.abs(lt - logits).max()),
+                "max_diff_vs_batched_prefill": float(np.abs(lt - lg).max())}
+    (folder / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    print(name, {k: (v["max_abs_logit"], v.get("max_diff_vs_hf_f32")) for k, v in refs.items()},
+          expected["f16_conversion_check"])
+
+
 def read_logits(path, vocab):
     with gzip.open(path, "rb") as f:
         return np.frombuffer(f.read(), dtype="<f4").reshape(-1, vocab)
@@ -434,10 +558,13 @@ def main():
         for name in sys.argv[3:] or list(MODELS):
             add_quantized_reference(name, sys.argv[2])
         return
-    names = sys.argv[1:] or list(MODELS)
+    names = sys.argv[1:] or list(MODELS) + list(K_MODELS)
     for i, name in enumerate(MODELS):
         if name in names:
             make(name, 1000 + i)
+    for i, name in enumerate(K_MODELS):   # seeds continue after MODELS' (1006, ...)
+        if name in names:
+            make_kquant(name, 1000 + len(MODELS) + i)
     (OUT / "VERSIONS.txt").write_text(
         f"torch {torch.__version__}\ntransformers {transformers.__version__}\n"
         f"gguf {gguf.__version__ if hasattr(gguf, '__version__') else '0.19.0'}\n"
