@@ -3,7 +3,10 @@
 // kernels (BILLION_KERNELS=scalar to measure the reference). Prints a Markdown table and writes
 // JSON (--out, default bench-kernels.json). Matrices are laid out as the loader would for the
 // active table (Q4_0/Q8_0/Q4_K interleaved where it wants them, kernels::wants_interleaved);
-// --plain keeps the file's layout, to compare the two.
+// --plain keeps the file's layout, to compare the two. --ggml-order lays Q8_0 out as the loader
+// does a tied Q8_0 output matrix (WeightLayout::Interleaved16Ggml, where the table's
+// interleave_q8_0_ggml_at_load asks for it, else the file's rows); shapes 4 and 5 are such
+// output matrices (SmolLM2, Llama-3.2), not TinyLlama's.
 //
 // Decode is memory-bound, so the weights must come from DRAM as in a real forward pass (22
 // layers × ~40 MB do not fit any cache): a small matrix is replicated into enough copies to
@@ -95,7 +98,7 @@ int main(int argc, char** argv) {
   std::string types_arg = "F16,Q8_0,Q4_0,Q4_1,Q5_0,Q4_K,Q6_K";
   std::string tokens_arg = "1,512", threads_arg = "1,2", shapes_arg = "all";
   double min_seconds = 0.5;
-  bool plain = false;
+  bool plain = false, ggml_order = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -106,16 +109,20 @@ int main(int argc, char** argv) {
     else if (a == "--shapes") shapes_arg = next();  // "all" or indices into the list, e.g. 0,3
     else if (a == "--min-seconds") min_seconds = std::stod(next());
     else if (a == "--plain") plain = true;
+    else if (a == "--ggml-order") ggml_order = true;  // Q8_0 as a tied output matrix (see the top)
     else {
       std::printf("usage: bench_kernels [--out FILE] [--types F16,Q4_0,...] [--tokens 1,512]\n"
-                  "                     [--threads 1,2] [--shapes all|0,1,2,3] [--min-seconds S] [--plain]\n");
+                  "                     [--threads 1,2] [--shapes all|0,1,2,3,4,5] [--min-seconds S]\n"
+                  "                     [--plain | --ggml-order]\n");
       return a == "--help" ? 0 : 2;
     }
   }
   const std::vector<Shape> all_shapes = {{2048, 2048, "attn q/o"}, {5632, 2048, "ffn gate/up"},
-                                         {2048, 5632, "ffn down"}, {32000, 2048, "lm head"}};
+                                         {2048, 5632, "ffn down"}, {32000, 2048, "lm head"},
+                                         // tied Q8_0 output matrices (token embeddings)
+                                         {49152, 576, "SmolLM2 output"}, {128256, 2048, "Llama-3.2 output"}};
   std::vector<Shape> shapes;
-  if (shapes_arg == "all") shapes = all_shapes;
+  if (shapes_arg == "all") shapes.assign(all_shapes.begin(), all_shapes.begin() + 4);  // TinyLlama's
   else for (auto& s : split(shapes_arg)) shapes.push_back(all_shapes.at(std::stoi(s)));
 
   const KernelTable& k = active_kernels();
@@ -128,13 +135,17 @@ int main(int argc, char** argv) {
     for (const Shape& s : shapes) {
       std::vector<uint8_t> base = make_matrix(type, s.rows, s.cols);
       const size_t bytes = base.size();
-      const bool interleaved = !plain && wants_interleaved(k, type, s.rows, s.cols);
+      // --ggml-order: Q8_0 as the loader lays a tied output matrix out for this table.
+      const bool ggml = ggml_order && !plain && type == GgmlType::Q8_0 && k.interleave_q8_0_ggml_at_load &&
+                        can_interleave(type, s.rows, s.cols);
+      const bool as_output = ggml_order && type == GgmlType::Q8_0;  // ggml's order or the file's rows
+      const bool interleaved = ggml || (!plain && !as_output && wants_interleaved(k, type, s.rows, s.cols));
       if (interleaved) {
         std::vector<uint8_t> relaid(bytes);
         interleave_rows(type, base.data(), type_row_bytes(type, s.cols), s.rows, s.cols, relaid.data());
         base = std::move(relaid);
       }
-      const char* layout = interleaved ? "x16" : "rows";
+      const char* layout = ggml ? "x16ggml" : interleaved ? "x16" : "rows";
       // Copies so that the working set exceeds the last-level cache (32 MiB on this EPYC).
       const size_t copies = std::max<size_t>(1, (128u << 20) / bytes + 1);
       // 64-byte aligned copies, as the loader's buffers are (bytes is a multiple of 64 here).
@@ -153,7 +164,7 @@ int main(int argc, char** argv) {
           size_t copy = 0;
           auto run = [&] {
             WeightView w{type, all.data() + (copy++ % copies) * bytes, s.rows, s.cols, type_row_bytes(type, s.cols),
-                         interleaved ? WeightLayout::Interleaved16 : WeightLayout::Rows};
+                         ggml ? WeightLayout::Interleaved16Ggml : interleaved ? WeightLayout::Interleaved16 : WeightLayout::Rows};
             matmul(k, w, x.data(), y.data(), n_tok, pool);
           };
           run();  // warm-up: page faults, thread start, scratch allocation

@@ -75,6 +75,8 @@ void mm_q4_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, f
 void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // Interleaved Q4_K (matmul_kquant_interleaved_avx2.cpp), bit-identical to ref::mm_q4_k.
 void mm_q4_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+// Interleaved Q8_0 in ggml's order (matmul_interleaved_ggml_avx2.cpp), bit-identical to ref::mm_q8_0x16_ggml.
+void mm_q8_0x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 }  // namespace avx2
 
 // Reference-only kernels (the AVX2 table reuses them: the Q8K quantizer, and ops that are a

@@ -1,0 +1,119 @@
+// AVX2 kernel for Q8_0 in ggml's order (WeightLayout::Interleaved16Ggml), for CPUs without
+// AVX-512 (Zen 3): the tied Q8_0 output matrix of SmolLM2 / Llama-3.2 Q8_0, read for every
+// generated token, streamed from the interleaved layout while the logits keep llama.cpp's bits.
+// Bit-identical to ref::mm_q8_0x16_ggml, and so to the plain layout's tile (matmul_avx2.cpp).
+//
+// One 256-bit register holds 8 rows (half of a 16-row group): a 64-byte step is two halves, and
+// the 32 bytes of half h give each of its 8 int32 lanes four quant bytes of its own row. Row i's
+// ggml lane s is fed by step s of each block, so a half needs eight float accumulators (one per
+// step) and the 16 rows of a group would need all 16 YMM registers; hence a group is done as
+// two passes, one per half (the second one re-reads the group from L1/L2).
+//
+// Products: weights and activations are both signed, and maddubs wants one unsigned operand, so
+// the sign trick of the plain tile: |w| (unsigned; -128 becomes 128) times a with w's sign
+// applied, byte by byte (vpsignb works lane-wise, so the broadcast activation is no obstacle).
+// maddubs pairs are ≤ 2·128·127 < 2^15, so no int16 saturation; madd with ones then sums the
+// pairs into the exact int32 sum of the row's four products. Each lane then does
+// fma(d_w·d_a, float(p), lane) in block order, and at the end ggml's eight-lane sum
+// (x4+x0 .. x7+x3, then (r0+r2)+(r1+r3)), all with explicit intrinsics.
+//
+// Decode is memory-bound: while a group is worked on, the next group is prefetched into L2,
+// spread evenly over the group's 2·nb block passes so the memory stream never pauses (not into
+// L1: a 2048-column group is 34 KiB, and pulling the next one in would evict this one before
+// its second pass). One pass over both halves with 16 accumulators (the compiler spills a few)
+// measured the same within this machine's noise, so the pass per half stays, free of spills.
+#pragma GCC optimize("fp-contract=off")  // the float sequence is the reference's; nothing fused
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/impl.h"
+#include "kernels/interleave.h"
+
+namespace billion::kernels::avx2 {
+namespace {
+
+#define BILLION_ALWAYS_INLINE inline __attribute__((always_inline))
+
+constexpr int64_t kStepBytes = kInterleaveStepBytes;
+constexpr int64_t kBlockBytes = 8 * kStepBytes;            // a Q8_0 block of 16 rows: 8 steps
+constexpr int64_t kBlockScaleBytes = kInterleaveRows * 2;  // a block's 16 fp16 row scales
+constexpr int64_t kLineBytes = 64;
+
+BILLION_ALWAYS_INLINE __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Prefetches `bytes` bytes at `next` (the group after this one), a slice per block pass: pass i
+// of `passes` takes the cache lines of [i·bytes/passes, (i+1)·bytes/passes).
+struct NextGroup {
+  const char* next = nullptr;  // null: nothing to prefetch (the last group of the tile)
+  int64_t bytes = 0, passes = 1;
+  BILLION_ALWAYS_INLINE void slice(int64_t i) const {
+    if (!next) return;
+    const int64_t first = i * bytes / passes / kLineBytes, last = ((i + 1) * bytes / passes - 1) / kLineBytes;
+    for (int64_t l = first; l <= last; ++l) _mm_prefetch(next + l * kLineBytes, _MM_HINT_T1);
+  }
+};
+
+// Half h (rows 8h..8h+7) of one group × one token: y[0..7]. pass0 numbers this half's block
+// passes for the prefetcher (0 for the first half, nb for the second).
+void half_one_token(const uint8_t* group, int h, int64_t nb, const BlockQ8A* a, float* y, const NextGroup& pf,
+                    int64_t pass0) {
+  const uint8_t* scales = group + 16 * h;
+  const uint8_t* quants = group + interleaved_quants_offset(nb) + 32 * h;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 lane[8];
+  for (int s = 0; s < 8; ++s) lane[s] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    pf.slice(pass0 + b);
+    const uint8_t* q = quants + b * kBlockBytes;
+    // d_w·d_a per row, rounded as the reference's scalar product.
+    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + b * kBlockScaleBytes))),
+                                   _mm256_set1_ps(a[b].d));
+    for (int s = 0; s < 8; ++s) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + s * kStepBytes));
+      const __m256i x = _mm256_sign_epi8(broadcast4(a[b].qs + 4 * s), w);
+      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), x), ones);
+      lane[s] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), lane[s]);
+    }
+  }
+  const __m256 r0 = _mm256_add_ps(lane[4], lane[0]), r1 = _mm256_add_ps(lane[5], lane[1]);
+  const __m256 r2 = _mm256_add_ps(lane[6], lane[2]), r3 = _mm256_add_ps(lane[7], lane[3]);
+  _mm256_storeu_ps(y, _mm256_add_ps(_mm256_add_ps(r0, r2), _mm256_add_ps(r1, r3)));
+}
+
+#undef BILLION_ALWAYS_INLINE
+
+}  // namespace
+
+void mm_q8_0x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
+                     int64_t ys, int64_t cols) {
+  const auto* act = static_cast<const uint8_t*>(act_v);
+  const int64_t nb = cols / kQK, ng = nr / kInterleaveRows;
+  const int64_t group_bytes = static_cast<int64_t>(kInterleaveRows * wrb);
+  if (nt == 1) {  // decode: stream the groups, the next one prefetched while this one is summed
+    const auto* a = reinterpret_cast<const BlockQ8A*>(act);
+    for (int64_t g = 0; g < ng; ++g) {
+      const uint8_t* group = w + g * group_bytes;
+      NextGroup pf;
+      if (g + 1 < ng) pf = {reinterpret_cast<const char*>(group + group_bytes), group_bytes, 2 * nb};
+      half_one_token(group, 0, nb, a, y + g * kInterleaveRows, pf, 0);
+      half_one_token(group, 1, nb, a, y + g * kInterleaveRows + 8, pf, nb);
+    }
+    return;
+  }
+  // Prefill (the output matrix is evaluated for one token in generation, so this only needs to
+  // be correct): per group and half, every token in turn, the half's bytes staying in L1.
+  const NextGroup none;
+  for (int64_t g = 0; g < ng; ++g)
+    for (int h = 0; h < 2; ++h)
+      for (int64_t t = 0; t < nt; ++t)
+        half_one_token(w + g * group_bytes, h, nb, reinterpret_cast<const BlockQ8A*>(act + t * arb),
+                       y + t * ys + g * kInterleaveRows + 8 * h, none, 0);
+}
+
+}  // namespace billion::kernels::avx2
