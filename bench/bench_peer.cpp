@@ -75,7 +75,9 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "JSON file (default: stdout)");
   app.add_option("--quantize", quantize, "Quantize float weights at load: int8 (Q8_0) or int4 (Q4_0)");
   bool no_interleave = false;
-  app.add_flag("--no-interleave", no_interleave, "Keep Q4_0/Q8_0 matrices in the file's layout (A/B of the interleaved kernels)");
+  app.add_flag("--no-interleave", no_interleave, "Keep every matrix in the file's layout and pages (A/B of the interleaved kernels)");
+  bool file_pages = false;
+  app.add_flag("--file-pages", file_pages, "Copy only the matrices re-laid or converted; leave the rest in the file's pages (A/B of the huge-page copy)");
   CLI11_PARSE(app, argc, argv);
   try {
     std::vector<Test> tests;
@@ -92,6 +94,7 @@ int main(int argc, char** argv) {
     LoadOptions load;
     if (!quantize.empty()) load.quantization = parse_load_quantization(quantize);
     load.interleave_weights = !no_interleave;
+    load.copy_weights = !file_pages;
     auto model = Model::load(model_path, load);
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
     ThreadPool pool(threads);
@@ -109,7 +112,7 @@ int main(int argc, char** argv) {
       results[t.name] = {{"mean", mean}, {"std", sd}, {"runs", v}};
       std::fprintf(stderr, "ours %s: %.2f ± %.2f tok/s\n", t.name.c_str(), mean, sd);
     }
-    nlohmann::json j = {{"engine", "billion"}, {"model", model_path}, {"quantize", quantize}, {"interleave", !no_interleave}, {"threads", pool.size()},
+    nlohmann::json j = {{"engine", "billion"}, {"model", model_path}, {"quantize", quantize}, {"interleave", !no_interleave}, {"file_pages", file_pages}, {"threads", pool.size()},
                         {"kernels", kernels::isa_name(kernels::active_kernels().isa)}, {"load_s", load_s},
                         {"peak_rss_mib", peak_rss_bytes() / 1048576.0}, {"tests", results}};
     if (out.empty()) std::printf("%s\n", j.dump().c_str());

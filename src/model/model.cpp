@@ -24,7 +24,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     auto spec = spec_from_hf_config(read_json_file(config_path), config_path);
     m->checkpoint_ = std::make_unique<SafetensorsCheckpoint>(path);
     m->file_bytes_ = m->checkpoint_->total_bytes();
-    auto weights = bind_safetensors_weights(*m->checkpoint_, spec, options.quantization, path, interleave);
+    auto weights = bind_safetensors_weights(*m->checkpoint_, spec, options.quantization, path, interleave, options.copy_weights);
     m->decoder_ = std::make_unique<Decoder>(std::move(spec), std::move(weights));
     m->tokenizer_ = load_tokenizer_from_folder(path);
     m->generation_config_ = read_generation_config(path);
@@ -39,7 +39,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     m->gguf_ = std::make_unique<GgufFile>(path);
     m->file_bytes_ = m->gguf_->file_size();
     auto spec = spec_from_gguf(*m->gguf_);
-    auto weights = bind_gguf_weights(*m->gguf_, spec, options.quantization, interleave);
+    auto weights = bind_gguf_weights(*m->gguf_, spec, options.quantization, interleave, options.copy_weights);
     m->decoder_ = std::make_unique<Decoder>(std::move(spec), std::move(weights));
     m->tokenizer_ = load_tokenizer_from_gguf(*m->gguf_);
     m->chat_template_ = m->gguf_->string_or("tokenizer.chat_template");

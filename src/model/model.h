@@ -23,6 +23,9 @@ struct LoadOptions {
   // order, for Q4_K the same bits. False keeps the file's layout (A/B benchmarks,
   // bench_peer --no-interleave).
   bool interleave_weights = true;
+  // With interleave_weights: copy every other matrix the CPU kernels stream into owned huge-page
+  // memory too (model/weights.h); false leaves those in the file's pages (bench_peer --file-pages).
+  bool copy_weights = true;
 };
 
 class Model {

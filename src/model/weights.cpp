@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 
 #include "core/error.h"
@@ -51,10 +52,9 @@ class Binder {
   // file_backed: tensor data lies in a read-only file mapping, whose pages may be given back
   // once a tensor has been copied (never true for bytes in ordinary memory, which would be lost).
   Binder(Finder find, const ArchitectureSpec& spec, LoadQuantization quantization, const kernels::KernelTable* interleave,
-         bool file_backed,
-         std::string source, ModelWeights& out)
+         bool copy_matrices, bool file_backed, std::string source, ModelWeights& out)
       : find_(std::move(find)), spec_(spec), quantization_(quantization), interleave_(interleave),
-        file_backed_(file_backed), source_(std::move(source)), out_(out) {}
+        copy_matrices_(copy_matrices), file_backed_(file_backed), source_(std::move(source)), out_(out) {}
 
   std::optional<RawTensor> optional(const std::string& name) { return find_(name); }
 
@@ -106,7 +106,7 @@ class Binder {
     bool convert = quantization_ == LoadQuantization::F32 ? t.type != GgmlType::F32
                                                          : allow_quantize && is_float && quantization_ != LoadQuantization::None && cols % 32 == 0;
     if (convert) {
-      auto buffer = std::make_unique<std::vector<uint8_t>>(rows * kernels::type_row_bytes(target, cols));
+      auto buffer = std::make_unique<HugePageBuffer>(rows * kernels::type_row_bytes(target, cols));
       std::vector<float> row(cols);
       for (int64_t r = 0; r < rows; ++r) {
         kernels::dequantize_row(t.type, view.row(r), row.data(), cols);
@@ -139,17 +139,29 @@ class Binder {
       if (file_backed_) release_mapped_pages(t.data, rows * view.row_bytes);
       return result;
     }
+    // Any other matrix a matmul reads is copied as it is (see weights.h); an embedding that is
+    // only looked up stays in the file.
+    if (interleave_ && copy_matrices_ && file_backed_ && (!is_embedding || tied)) {
+      const size_t bytes = rows * view.row_bytes;
+      auto buffer = std::make_unique<HugePageBuffer>(bytes);
+      std::memcpy(buffer->data(), view.data, bytes);
+      release_mapped_pages(t.data, bytes);
+      view.data = buffer->data();
+      out_.owned_bytes += bytes;
+      out_.owned.push_back(std::move(buffer));
+      return view;
+    }
     out_.mapped_bytes += rows * view.row_bytes;
     return view;
   }
 
-  // A Q4_0/Q8_0/Q4_K matrix re-laid for the kernels (kernels/interleave.h) into an owned, 64-byte aligned
-  // buffer; `source_buffer` (its data, if owned) is freed once copied.
-  kernels::WeightView interleaved(const kernels::WeightView& view, std::unique_ptr<std::vector<uint8_t>> source_buffer,
+  // A Q4_0/Q8_0/Q4_K matrix re-laid for the kernels (kernels/interleave.h) into an owned,
+  // huge-page aligned buffer; `source_buffer` (its data, if owned) is freed once copied.
+  kernels::WeightView interleaved(const kernels::WeightView& view, std::unique_ptr<HugePageBuffer> source_buffer,
                                   kernels::WeightLayout layout = kernels::WeightLayout::Interleaved16) {
     const size_t bytes = view.rows * view.row_bytes;
-    auto buffer = std::make_unique<std::vector<uint8_t>>(bytes + 64);
-    uint8_t* data = buffer->data() + (64 - reinterpret_cast<uintptr_t>(buffer->data()) % 64) % 64;
+    auto buffer = std::make_unique<HugePageBuffer>(bytes);
+    uint8_t* data = buffer->data();
     kernels::interleave_rows(view.type, static_cast<const uint8_t*>(view.data), view.row_bytes, view.rows, view.cols, data);
     source_buffer.reset();
     kernels::WeightView result = view;
@@ -175,6 +187,7 @@ class Binder {
   const ArchitectureSpec& spec_;
   LoadQuantization quantization_;
   const kernels::KernelTable* interleave_;
+  bool copy_matrices_;
   bool file_backed_;
   std::string source_;
   ModelWeights& out_;
@@ -196,7 +209,7 @@ GgmlType quantized_type(LoadQuantization q) {
 }
 
 ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spec, LoadQuantization quantization,
-                               const kernels::KernelTable* interleave) {
+                               const kernels::KernelTable* interleave, bool copy_matrices) {
   ModelWeights w;
   Finder find = [&gguf](const std::string& name) -> std::optional<RawTensor> {
     const auto* t = gguf.find_tensor(name);
@@ -205,7 +218,7 @@ ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spe
     for (auto it = t->dims.rbegin(); it != t->dims.rend(); ++it) r.shape.push_back(static_cast<int64_t>(*it));
     return r;
   };
-  Binder b(find, spec, quantization, interleave, gguf.file_backed(), gguf.path(), w);
+  Binder b(find, spec, quantization, interleave, copy_matrices, gguf.file_backed(), gguf.path(), w);
   const int64_t h = spec.hidden, hd = spec.head_dim, q_dim = int64_t(spec.n_heads) * hd, kv_dim = int64_t(spec.n_kv_heads) * hd;
   const bool layer_norm = spec.norm == NormKind::LayerNorm;
   const auto output = b.optional("output.weight");
@@ -254,7 +267,7 @@ ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spe
 
 ModelWeights bind_safetensors_weights(const SafetensorsCheckpoint& checkpoint, const ArchitectureSpec& spec,
                                       LoadQuantization quantization, const std::string& source,
-                                      const kernels::KernelTable* interleave) {
+                                      const kernels::KernelTable* interleave, bool copy_matrices) {
   ModelWeights w;
   Finder find = [&checkpoint](const std::string& name) -> std::optional<RawTensor> {
     const auto* t = checkpoint.find(name);
@@ -264,7 +277,7 @@ ModelWeights bind_safetensors_weights(const SafetensorsCheckpoint& checkpoint, c
     for (auto d : t->shape) r.shape.push_back(static_cast<int64_t>(d));
     return r;
   };
-  Binder b(find, spec, quantization, interleave, /*file_backed=*/true, source, w);  // checkpoints map their files
+  Binder b(find, spec, quantization, interleave, copy_matrices, /*file_backed=*/true, source, w);  // checkpoints map their files
   const int64_t h = spec.hidden, hd = spec.head_dim, q_dim = int64_t(spec.n_heads) * hd, kv_dim = int64_t(spec.n_kv_heads) * hd;
   const bool layer_norm = spec.norm == NormKind::LayerNorm;
   const bool neox = spec.family == "gptneox";

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/huge_page_buffer.h"
 #include "kernels/kernels.h"
 #include "model/architecture.h"
 
@@ -60,20 +61,26 @@ struct ModelWeights {
   Linear output;  // [vocab, hidden]; the embedding itself when tied
   std::vector<LayerWeights> layers;
   std::vector<float> rope_freq_divisors;  // GGUF rope_freqs (Llama-3 scaling), else empty
-  std::vector<std::unique_ptr<std::vector<uint8_t>>> owned;  // converted or re-quantized data
+  // Matrices copied, converted, re-quantized or re-laid at load, in huge-page memory.
+  std::vector<std::unique_ptr<HugePageBuffer>> owned;
   uint64_t mapped_bytes = 0;  // weight bytes used in place from the file
   uint64_t owned_bytes = 0;
 };
 
-// interleave_for: when not null, re-lay the matrices that table wants interleaved
-// (kernels::wants_interleaved: Q4_0, Q8_0, Q4_K; read from the file or made by --quantize) in the
-// kernels' interleaved layout (kernels/interleave.h) in owned memory, giving the file's pages of
-// each back once copied; the token embedding, read a row at a time, keeps the file's rows unless
-// it is Q4_0 (see Binder::matrix).
+// interleave_for: when not null, the CPU kernels of that table will run the model, so (with
+// copy_matrices) every matrix a matmul reads is moved out of the file mapping into owned
+// huge-page memory
+// (core/huge_page_buffer.h: decode streams it once per token, 1.2-1.7x faster than from page-cache
+// pages), giving the file's pages of each back once copied: re-laid in the kernels' interleaved
+// layout where the table wants it (kernels::wants_interleaved: Q4_0, Q8_0, Q4_K; a tied Q8_0
+// output in ggml's order), else copied as it is. A token embedding that is not also the output
+// is only read a row at a time and stays in the file. Null (a GPU holds its own copy, or an A/B
+// benchmark) leaves every matrix in the file's pages; copy_matrices false copies only what it
+// re-lays or converts (A/B benchmarks: bench_peer --file-pages).
 ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spec, LoadQuantization quantization,
-                               const kernels::KernelTable* interleave_for = nullptr);
+                               const kernels::KernelTable* interleave_for = nullptr, bool copy_matrices = true);
 ModelWeights bind_safetensors_weights(const SafetensorsCheckpoint& checkpoint, const ArchitectureSpec& spec,
                                       LoadQuantization quantization, const std::string& source,
-                                      const kernels::KernelTable* interleave_for = nullptr);
+                                      const kernels::KernelTable* interleave_for = nullptr, bool copy_matrices = true);
 
 }  // namespace billion
