@@ -2,7 +2,7 @@
 // GFLOP/s, for decode (1 token) and prefill (512 tokens), 1 and 2 threads, with the active
 // kernels (BILLION_KERNELS=scalar to measure the reference). Prints a Markdown table and writes
 // JSON (--out, default bench-kernels.json). Matrices are laid out as the loader would for the
-// active table (Q4_0/Q8_0/Q4_K interleaved where it wants them, kernels::wants_interleaved);
+// active table (Q4_0/Q8_0/Q4_K/Q6_K interleaved where it wants them, kernels::wants_interleaved);
 // --plain keeps the file's layout, to compare the two. --ggml-order lays Q8_0 out as the loader
 // does a tied Q8_0 output matrix (WeightLayout::Interleaved16Ggml, where the table's
 // interleave_q8_0_ggml_at_load asks for it, else the file's rows); shapes 4 and 5 are such

@@ -1,4 +1,5 @@
-// The interleaved layout of Q4_0 and Q8_0 weights (kernels/interleave.h) and its matmul: the
+// The interleaved layouts of Q4_0, Q8_0, Q4_K and Q6_K weights (kernels/interleave.h) and their
+// matmuls (for Q4_0 and Q8_0 in detail here; the K-quants' tests follow InterleaveQ4K): the
 // layout moves bytes and changes no value (every row reads back as the original), every ISA's
 // interleaved kernel gives the scalar reference's bits for every token and group count, integer
 // inputs give the plain layout's answer exactly (so byte order, nibble order and offsets are
@@ -303,7 +304,7 @@ TEST(InterleaveQ4K, ShapesAndTables) {
   EXPECT_TRUE(can_interleave(GgmlType::Q4_K, 16, 256));
   EXPECT_FALSE(can_interleave(GgmlType::Q4_K, 16, 128));  // not whole super-blocks
   EXPECT_FALSE(can_interleave(GgmlType::Q4_K, 8, 256));
-  EXPECT_FALSE(can_interleave(GgmlType::Q6_K, 16, 256));  // no layout for this type
+  EXPECT_FALSE(can_interleave(GgmlType::Q5_K, 16, 256));  // no layout for this type
   // The loader asks the table: the reference never wants a re-lay; AVX2 and AVX-512 want Q4_K.
   EXPECT_FALSE(wants_interleaved(scalar_kernel_table(), GgmlType::Q4_K, 16, 256));
   EXPECT_FALSE(wants_interleaved(scalar_kernel_table(), GgmlType::Q4_0, 16, 32));
@@ -387,6 +388,147 @@ TEST(InterleaveQ8_0Ggml, EveryIsaBitIdenticalToThePlainSimdTiles) {
       dequantize_weight_row(m.view, rows - 1, a.data());
       dequantize_row(type, plain.data() + (rows - 1) * type_row_bytes(type, cols), b.data(), cols);
       ASSERT_EQ(0, std::memcmp(a.data(), b.data(), cols * 4));
+    }
+  }
+}
+
+// Q6_K is interleaved per super-block, with the d's of even and odd super-blocks placed apart
+// (interleave.h): every row reads back byte for byte, in the file's layout and as floats, for odd
+// and even super-block counts.
+TEST(InterleaveQ6K, EveryRowReadsBackUnchanged) {
+  const GgmlType type = GgmlType::Q6_K;
+  for (int64_t nb : {1, 2, 3}) {
+    const int64_t rows = 48, cols = kQKK * nb;
+    auto plain = make_weights(type, rows, cols, uint32_t(2 + nb));
+    auto m = interleaved(type, plain, rows, cols);
+    EXPECT_NE(0, std::memcmp(plain.data(), m.bytes.data(), plain.size()));
+    const size_t rb = type_row_bytes(type, cols);
+    std::vector<uint8_t> row(rb);
+    std::vector<float> want(cols), got(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      interleaved_row_bytes(type, m.bytes.data(), cols, r, row.data());
+      ASSERT_EQ(0, std::memcmp(row.data(), plain.data() + r * rb, rb)) << "super-blocks " << nb << " row " << r;
+      dequantize_row(type, plain.data() + r * rb, want.data(), cols);
+      dequantize_weight_row(m.view, r, got.data());
+      ASSERT_EQ(0, std::memcmp(want.data(), got.data(), cols * 4)) << "super-blocks " << nb << " row " << r;
+    }
+  }
+}
+
+// The interleaved Q6_K arithmetic is the plain layout's (an exact integer per super-block, then
+// the same float expression), so every ISA's interleaved kernel must give the plain reference's
+// bits: for token counts that hit every tile (8, 7 .. 1 tokens, decode), super-block counts odd
+// and even, as in the target models' rows (8: 2048 columns, 22: 5632), 1 or 2 threads. The
+// random bytes of make_weights give every 6-bit value and int8 scale, -128 included.
+TEST(InterleaveQ6K, EveryIsaBitIdenticalToPlainReference) {
+  const GgmlType type = GgmlType::Q6_K;
+  ThreadPool one(1), two(2);
+  for (int64_t nb : {1, 3, 8, 22}) {
+    const int64_t cols = nb * kQKK;
+    for (int64_t rows : {16, 48, 256}) {
+      auto plain = make_weights(type, rows, cols, uint32_t(61 + nb + rows));
+      auto m = interleaved(type, plain, rows, cols);
+      for (int64_t n_tok : {1, 2, 3, 7, 8, 9, 17}) {
+        auto x = gaussian(static_cast<size_t>(n_tok * cols), uint32_t(9 + n_tok));
+        std::vector<float> want(n_tok * rows), got(n_tok * rows);
+        matmul(scalar_kernel_table(), plain_view(type, plain, rows, cols), x.data(), want.data(), n_tok, one);
+        for (Isa isa : available_isas())
+          for (ThreadPool* pool : {&one, &two}) {
+            std::fill(got.begin(), got.end(), -1.0f);
+            matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, *pool);
+            ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+                << isa_name(isa) << " super-blocks " << nb << " rows " << rows << " tokens " << n_tok << " threads "
+                << pool->size();
+          }
+      }
+    }
+  }
+}
+
+// The largest integers the kernel can meet: every 6-bit value 0 (q − 32 = −32) or 63 (31), the
+// scales 127, −128 and −127 (in turn by sub-block, shifted by one on each row), every
+// activation ±127 (and mixed signs), where a sign, offset or width slip in the integer path
+// would show.
+TEST(InterleaveQ6K, ExtremeValuesEqualPlainReference) {
+  const GgmlType type = GgmlType::Q6_K;
+  const int64_t rows = 32, nb = 22, cols = kQKK * nb;
+  const size_t rb = type_row_bytes(type, cols);
+  const uint16_t d = f32_to_f16(0.01f);
+  ThreadPool pool(1);
+  for (uint8_t bits : {uint8_t{0x00}, uint8_t{0xFF}}) {
+    std::vector<uint8_t> plain(rows * rb, bits);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t b = 0; b < nb; ++b) {
+        auto* block = reinterpret_cast<BlockQ6_K*>(&plain[r * rb + b * sizeof(BlockQ6_K)]);
+        for (int j = 0; j < 16; ++j) {
+          const int k = static_cast<int>((j + r) % 3);
+          block->scales[j] = static_cast<int8_t>(k == 0 ? 127 : k == 1 ? -128 : -127);
+        }
+        std::memcpy(&block->d, &d, 2);
+      }
+    auto m = interleaved(type, plain, rows, cols);
+    for (float sign : {1.0f, -1.0f, 0.0f}) {
+      std::vector<float> x(3 * cols);
+      for (size_t i = 0; i < x.size(); ++i) x[i] = sign != 0.0f ? sign : (i % 3 ? 1.0f : -1.0f);
+      std::vector<float> want(3 * rows), got(3 * rows);
+      matmul(scalar_kernel_table(), plain_view(type, plain, rows, cols), x.data(), want.data(), 3, pool);
+      for (Isa isa : available_isas()) {
+        matmul(*kernels_for(isa), m.view, x.data(), got.data(), 3, pool);
+        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+            << isa_name(isa) << " bits " << int(bits) << " sign " << sign;
+        matmul(*kernels_for(isa), m.view, x.data(), got.data(), 1, pool);  // decode's tile
+        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), rows * 4)) << isa_name(isa) << " bits " << int(bits) << " sign " << sign;
+      }
+    }
+  }
+}
+
+TEST(InterleaveQ6K, ShapesAndTables) {
+  EXPECT_TRUE(can_interleave(GgmlType::Q6_K, 16, 256));
+  EXPECT_TRUE(can_interleave(GgmlType::Q6_K, 32000, 2048));  // TinyLlama's output matrix
+  EXPECT_FALSE(can_interleave(GgmlType::Q6_K, 16, 128));     // not whole super-blocks
+  EXPECT_FALSE(can_interleave(GgmlType::Q6_K, 8, 256));
+  // The loader asks the table: the reference keeps the file's rows; AVX2 and AVX-512 re-lay Q6_K.
+  EXPECT_FALSE(wants_interleaved(scalar_kernel_table(), GgmlType::Q6_K, 16, 256));
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    const KernelTable* k = kernels_for(isa);
+    if (!k) continue;
+    EXPECT_TRUE(wants_interleaved(*k, GgmlType::Q6_K, 16, 256)) << isa_name(isa);
+    EXPECT_FALSE(wants_interleaved(*k, GgmlType::Q6_K, 16, 128)) << isa_name(isa);
+    EXPECT_FALSE(wants_interleaved(*k, GgmlType::Q6_K, 24, 256)) << isa_name(isa);
+  }
+  std::vector<uint8_t> src(210 * 16), dst(210 * 16);
+  EXPECT_THROW(interleave_rows(GgmlType::Q6_K, src.data(), 105, 16, 128, dst.data()), Error);
+}
+
+// matmul_many with an interleaved Q6_K matrix beside an interleaved Q4_K, an interleaved Q4_0
+// and a plain Q6_K one (Q8K and Q8A activations in one call): each output equals its matrix
+// multiplied alone.
+TEST(InterleaveQ6K, ManyMixesLayoutsAndTypes) {
+  const int64_t cols = kQKK * 2;
+  auto o = make_weights(GgmlType::Q6_K, 320, cols, 51), q = make_weights(GgmlType::Q4_K, 48, cols, 52),
+       k = make_weights(GgmlType::Q4_0, 64, cols, 53), v = make_weights(GgmlType::Q6_K, 36, cols, 54);
+  auto oi = interleaved(GgmlType::Q6_K, o, 320, cols), qi = interleaved(GgmlType::Q4_K, q, 48, cols),
+       ki = interleaved(GgmlType::Q4_0, k, 64, cols);
+  const std::vector<WeightView> ws = {oi.view, qi.view, ki.view, plain_view(GgmlType::Q6_K, v, 36, cols)};
+  for (Isa isa : available_isas()) {
+    const KernelTable& table = *kernels_for(isa);
+    ThreadPool one(1);
+    for (int64_t n_tok : {1, 6}) {
+      auto x = gaussian(static_cast<size_t>(n_tok * cols), 55);
+      std::vector<std::vector<float>> want(ws.size()), got(ws.size());
+      std::vector<float*> ys;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        want[i].resize(n_tok * ws[i].rows);
+        matmul(table, ws[i], x.data(), want[i].data(), n_tok, one);
+        got[i].assign(want[i].size(), 0.0f);
+        ys.push_back(got[i].data());
+      }
+      ThreadPool two(2);
+      matmul_many(table, ws, x.data(), ys, n_tok, two);
+      for (size_t i = 0; i < ws.size(); ++i)
+        ASSERT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4))
+            << isa_name(isa) << " matrix " << i << " tokens " << n_tok;
     }
   }
 }

@@ -43,7 +43,8 @@ const KernelTable& scalar_kernel_table() {
       .mm_q5_0 = ref::mm_q5_0, .mm_q5_1 = ref::mm_q5_1,
       .mm_q4_k = ref::mm_q4_k, .mm_q5_k = ref::mm_q5_k, .mm_q6_k = ref::mm_q6_k,
       .mm_q4_0x16 = ref::mm_q4_0x16, .mm_q8_0x16 = ref::mm_q8_0x16, .mm_q4_kx16 = ref::mm_q4_kx16,
-      .interleave_at_load = false, .interleave_q4_k_at_load = false,
+      .mm_q6_kx16 = ref::mm_q6_kx16,
+      .interleave_at_load = false, .interleave_q4_k_at_load = false, .interleave_q6_k_at_load = false,
       .mm_q8_0x16_ggml = ref::mm_q8_0x16_ggml, .interleave_q8_0_ggml_at_load = false,
       .quantize_q8a = ref::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
       .rmsnorm = ref::rmsnorm, .layernorm = ref::layernorm, .softmax = ref::softmax,
@@ -66,7 +67,11 @@ const KernelTable& avx2_kernel_table() {
       // Q4_K re-laid too: the interleaved tile (matmul_kquant_interleaved_avx2.cpp, the same bits
       // as the plain one) is 3-5x faster for decode and prefill (bench_kernels, TinyLlama shapes).
       .mm_q4_kx16 = avx2::mm_q4_kx16,
-      .interleave_at_load = true, .interleave_q4_k_at_load = true,
+      // Q6_K likewise (matmul_q6_k_interleaved_avx2.cpp, the plain tile's bits): 4-7x faster for
+      // decode and ~3.8x for prefill than the plain AVX2 tile (bench_kernels, TinyLlama shapes,
+      // measured on Zen 4 with BILLION_KERNELS=avx2).
+      .mm_q6_kx16 = avx2::mm_q6_kx16,
+      .interleave_at_load = true, .interleave_q4_k_at_load = true, .interleave_q6_k_at_load = true,
       // The tied Q8_0 output re-laid in ggml's order (matmul_interleaved_ggml_avx2.cpp, the plain
       // tile's bits, so llama.cpp's logits): decode about 1.7x faster than the plain tile on
       // SmolLM2's 49152x576 and Llama-3.2's 128256x2048 (bench_kernels --ggml-order vs --plain).
@@ -85,7 +90,7 @@ const KernelTable& avx2_kernel_table() {
 
 // The AVX2 table with the AVX-512 tiles of the formats that have one (Q8_0, Q4_0, Q4_1, the
 // K-quants Q4_K, Q5_K, Q6_K, F16 and BF16: the weights of the models people run) and the
-// interleaved Q4_0/Q8_0/Q4_K kernels the loader re-lays those matrices for (as for AVX2), plus
+// interleaved Q4_0/Q8_0/Q4_K/Q6_K kernels the loader re-lays those matrices for (as for AVX2), plus
 // the tied Q8_0 output in ggml's order; every other entry is AVX2's.
 const KernelTable& avx512_kernel_table() {
   static const KernelTable table = [] {
@@ -102,6 +107,9 @@ const KernelTable& avx512_kernel_table() {
     t.mm_q4_0x16 = avx512::mm_q4_0x16;
     t.mm_q8_0x16 = avx512::mm_q8_0x16;
     t.mm_q4_kx16 = avx512::mm_q4_kx16;  // matmul_kquant_interleaved_avx512.cpp
+    // Q6_K stays re-laid (interleave_q6_k_at_load from AVX2): this tile ran 1.2-1.5x the plain
+    // AVX-512 one for decode and ~2x for prefill (bench_kernels, TinyLlama shapes, Zen 4, 1 thread).
+    t.mm_q6_kx16 = avx512::mm_q6_kx16;  // matmul_q6_k_interleaved_avx512.cpp
     t.mm_q8_0x16_ggml = avx512::mm_q8_0x16_ggml;  // matmul_interleaved_avx512.cpp
     t.interleave_q8_0_ggml_at_load = true;
     return t;
@@ -110,8 +118,9 @@ const KernelTable& avx512_kernel_table() {
 }
 
 bool wants_interleaved(const KernelTable& k, GgmlType type, int64_t rows, int64_t cols) {
-  const bool fast = type == GgmlType::Q4_K ? k.interleave_q4_k_at_load
-                                           : (type == GgmlType::Q4_0 || type == GgmlType::Q8_0) && k.interleave_at_load;
+  const bool fast = type == GgmlType::Q4_K   ? k.interleave_q4_k_at_load
+                    : type == GgmlType::Q6_K ? k.interleave_q6_k_at_load
+                                             : (type == GgmlType::Q4_0 || type == GgmlType::Q8_0) && k.interleave_at_load;
   return fast && can_interleave(type, rows, cols);
 }
 

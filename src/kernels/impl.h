@@ -58,6 +58,8 @@ void mm_q4_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, f
 void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // Interleaved Q4_K (matmul_kquant_interleaved_avx512.cpp), bit-identical to ref::mm_q4_k.
 void mm_q4_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+// Interleaved Q6_K (matmul_q6_k_interleaved_avx512.cpp), bit-identical to ref::mm_q6_k.
+void mm_q6_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // Interleaved Q8_0 in ggml's order (matmul_interleaved_avx512.cpp), bit-identical to ref::mm_q8_0x16_ggml.
 void mm_q8_0x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // K-quant tiles (matmul_kquant_avx512.cpp), bit-identical to the scalar reference.
@@ -77,6 +79,8 @@ void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, f
 void mm_q4_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // Interleaved Q8_0 in ggml's order (matmul_interleaved_ggml_avx2.cpp), bit-identical to ref::mm_q8_0x16_ggml.
 void mm_q8_0x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+// Interleaved Q6_K (matmul_q6_k_interleaved_avx2.cpp), bit-identical to ref::mm_q6_k.
+void mm_q6_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 }  // namespace avx2
 
 // Reference-only kernels (the AVX2 table reuses them: the Q8K quantizer, and ops that are a
@@ -85,6 +89,7 @@ namespace ref {
 void mm_q4_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q4_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q6_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q8_0x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void quantize_q8k(const float* x, void* y, int64_t n);
 void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);

@@ -1,6 +1,6 @@
-// The interleaved layouts of Q4_0, Q8_0 and Q4_K weights (interleave.h): building them from a
-// file's rows and reading a row back. Q4_0 and Q8_0 are a 2-byte fp16 scale followed by the
-// quant bytes; Q4_K is interleaved per super-block.
+// The interleaved layouts of Q4_0, Q8_0, Q4_K and Q6_K weights (interleave.h): building them
+// from a file's rows and reading a row back. Q4_0 and Q8_0 are a 2-byte fp16 scale followed by
+// the quant bytes; Q4_K and Q6_K are interleaved per super-block.
 #include "kernels/interleave.h"
 
 #include <cstddef>
@@ -29,18 +29,29 @@ void for_each_q4_k_piece(int i, Fn fn) {
     fn(kQ4KxQuants + step * kInterleaveStepBytes + 4 * i, offsetof(BlockQ4_K, qs) + 4 * step, 4);
 }
 
+// The same for row i of an interleaved Q6_K super-block b (its 210-byte block in the file).
+template <typename Fn>
+void for_each_q6_k_piece(int64_t b, int i, Fn fn) {
+  const int64_t steps = q6_kx_steps(b);
+  for (int s = 0; s < 32; ++s) fn(steps + s * kInterleaveStepBytes + 4 * i, offsetof(BlockQ6_K, ql) + 4 * s, 4);
+  for (int u = 0; u < 16; ++u)
+    fn(steps + kQ6KxQh + u * kInterleaveStepBytes + 4 * i, offsetof(BlockQ6_K, qh) + 4 * u, 4);
+  for (int j = 0; j < 16; ++j) fn(steps + kQ6KxScales + 16 * j + i, offsetof(BlockQ6_K, scales) + j, 1);
+  fn(q6_kx_d(b) + 2 * i, offsetof(BlockQ6_K, d), 2);
+}
+
 }  // namespace
 
 bool can_interleave(GgmlType type, int64_t rows, int64_t cols) {
   if (rows <= 0 || rows % kInterleaveRows != 0 || cols <= 0) return false;
-  if (type == GgmlType::Q4_K) return cols % kQKK == 0;
+  if (type == GgmlType::Q4_K || type == GgmlType::Q6_K) return cols % kQKK == 0;
   return quant_bytes(type) > 0 && cols % kQK == 0;
 }
 
 void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, int64_t rows, int64_t cols,
                      uint8_t* dst) {
   if (!can_interleave(type, rows, cols))
-    fail("interleave_rows", "a {}×{} {} matrix: the type must be Q4_0, Q8_0 or Q4_K, rows a multiple of {} and columns of the block size",
+    fail("interleave_rows", "a {}×{} {} matrix: the type must be Q4_0, Q8_0, Q4_K or Q6_K, rows a multiple of {} and columns of the block size",
          rows, cols, ggml_type_name(type), kInterleaveRows);
   if (type == GgmlType::Q4_K) {
     const int64_t nb = cols / kQKK;
@@ -51,6 +62,19 @@ void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, in
           uint8_t* to = dst + (g * nb + b) * kQ4KxBytes;
           const uint8_t* from = row + b * sizeof(BlockQ4_K);
           for_each_q4_k_piece(i, [&](int64_t to_off, size_t from_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
+        }
+      }
+    return;
+  }
+  if (type == GgmlType::Q6_K) {
+    const int64_t nb = cols / kQKK;
+    for (int64_t g = 0; g < rows / kInterleaveRows; ++g)
+      for (int i = 0; i < kInterleaveRows; ++i) {
+        const uint8_t* row = src + (g * kInterleaveRows + i) * src_row_bytes;
+        for (int64_t b = 0; b < nb; ++b) {
+          uint8_t* to = dst + (g * nb + b) * kQ6KxBytes;
+          const uint8_t* from = row + b * sizeof(BlockQ6_K);
+          for_each_q6_k_piece(b, i, [&](int64_t to_off, size_t from_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
         }
       }
     return;
@@ -82,6 +106,15 @@ void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t cols, int
       const uint8_t* from = data + (g * nb + b) * kQ4KxBytes;
       uint8_t* to = out + b * sizeof(BlockQ4_K);
       for_each_q4_k_piece(i, [&](int64_t from_off, size_t to_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
+    }
+    return;
+  }
+  if (type == GgmlType::Q6_K) {
+    const int64_t nb = cols / kQKK;
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* from = data + (g * nb + b) * kQ6KxBytes;
+      uint8_t* to = out + b * sizeof(BlockQ6_K);
+      for_each_q6_k_piece(b, i, [&](int64_t from_off, size_t to_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
     }
     return;
   }

@@ -1,5 +1,5 @@
-// Q4_0, Q8_0 and Q4_K weights re-laid at load for integer dot products over 16 rows at once
-// (WeightLayout::Interleaved16; "Q4_0x16", "Q8_0x16", "Q4_Kx16").
+// Q4_0, Q8_0, Q4_K and Q6_K weights re-laid at load for integer dot products over 16 rows at once
+// (WeightLayout::Interleaved16; "Q4_0x16", "Q8_0x16", "Q4_Kx16", "Q6_Kx16").
 //
 // In a GGUF file a row is a run of blocks (fp16 scale, then 16 bytes of nibbles for Q4_0 or 32
 // int8 for Q8_0), so a kernel that wants one output per vector lane must gather 16 rows' scales
@@ -41,6 +41,24 @@
 // 32-element formats, the arithmetic does not change: per (row, token, super-block) the integer
 // sums are exact and the float expression is ref::mm_q4_k's, so an interleaved Q4_K matmul gives
 // the plain layout's bits (the K-quants never used ggml's eight-lane float order).
+//
+// Q6_K (210-byte super-blocks: ql[128] low nibbles, qh[64] high bit pairs, 16 int8 sub-block
+// scales, fp16 d) likewise, each super-block's 16 rows together in 3360 bytes. 3360 is 52.5
+// cache lines, so the d's of super-blocks 2p and 2p+1 sit together between their steps, which
+// keeps every step 64-byte aligned when the group is (it is, in an aligned buffer, when nb is
+// even, as in every target model):
+//
+//   group g, super-block b at 3360·b from the group's start; S = 0 (b even) or 32 (b odd):
+//     [S, S+2048)           32 ql steps: step s = for row i = 0..15 the row's ql bytes 4s .. 4s+3
+//     [S+2048, S+3072)      16 qh steps: step u = for row i the row's qh bytes 4u .. 4u+3
+//     [S+3072, S+3328)      16 × 16 scale bytes: sub-block j's 16 row scales at S+3072+16j
+//     [3328, 3360) (b even) or [0, 32) (b odd): 16 fp16 d
+//
+// ql step 16h+4c+i (h < 2, c < 4, i < 4) holds elements 4i .. 4i+3 of 16-element sub-blocks
+// 8h+c (low nibbles) and 8h+c+4 (high nibbles); their two high bits are bit pair c/2 (low
+// nibbles) or c/2+2 (high) of qh step 8h+4(c%2)+i: the file's order within a row, 4 bytes at a
+// time. A sub-block's 16 scales sign-extend to 16 int32 lanes in one instruction. As for Q4_K,
+// the arithmetic is ref::mm_q6_k's, so the interleaved matmul gives the plain layout's bits.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +78,13 @@ constexpr int64_t interleaved_quants_offset(int64_t nb) { return nb * kInterleav
 constexpr int64_t kQ4KxBytes = kInterleaveRows * 144;  // 16 rows' super-blocks
 constexpr int64_t kQ4KxDmin = 32, kQ4KxScales = 64, kQ4KxQuants = 256;
 
+// Offsets within an interleaved Q6_K super-block of 16 rows (the diagram above): the steps start
+// at q6_kx_steps(b), the qh steps and scales that many bytes after them, the d's at q6_kx_d(b).
+constexpr int64_t kQ6KxBytes = kInterleaveRows * 210;  // 16 rows' super-blocks
+constexpr int64_t kQ6KxQh = 2048, kQ6KxScales = 3072, kQ6KxD = 3328;
+constexpr int64_t q6_kx_steps(int64_t b) { return b % 2 == 0 ? 0 : 32; }
+constexpr int64_t q6_kx_d(int64_t b) { return b % 2 == 0 ? kQ6KxD : 0; }
+
 // The interleaved kernels take Q8A activation rows followed by nb int32 block sums Σq (the
 // Q4_0/Q8_0 offset corrections need them): the matmul driver writes them once per call, next to
 // the quantization, instead of every tile call recomputing them for every row chunk.
@@ -67,7 +92,7 @@ inline const int32_t* q8a_block_sums(const uint8_t* act_row, int64_t nb) {
   return reinterpret_cast<const int32_t*>(act_row + nb * sizeof(BlockQ8A));
 }
 
-// True when a matrix of this type and shape can be interleaved: Q4_0, Q8_0 or Q4_K, rows a
+// True when a matrix of this type and shape can be interleaved: Q4_0, Q8_0, Q4_K or Q6_K, rows a
 // multiple of 16 (every matrix of the target models) and cols a multiple of the block size.
 bool can_interleave(GgmlType type, int64_t rows, int64_t cols);
 

@@ -19,8 +19,8 @@ namespace billion::kernels {
 // How a weight matrix's rows lie in memory.
 enum class WeightLayout {
   Rows,           // row r is row_bytes bytes at data + r*row_bytes: the file's layout
-  Interleaved16,  // Q4_0, Q8_0 or Q4_K rows interleaved in groups of 16 (kernels/interleave.h), built at
-                  // load for the kernels that want it; read a row with dequantize_weight_row
+  Interleaved16,  // Q4_0, Q8_0, Q4_K or Q6_K rows interleaved in groups of 16 (kernels/interleave.h),
+                  // built at load for the kernels that want it; read a row with dequantize_weight_row
   // Q8_0 in Interleaved16's bytes, multiplied in ggml's vec_dot order (per row eight lanes of
   // four products, an fma per block and lane, then ggml's eight-lane sum): the bits of the plain
   // layout's SIMD tiles, so llama.cpp's. For a tied Q8_0 output matrix (SmolLM2, Llama-3.2 Q8_0),
@@ -79,13 +79,15 @@ struct KernelTable {
   // One entry per weight type; null where the type has no kernel. Use matmul() below.
   MatmulTileFn mm_f32, mm_f16, mm_bf16, mm_q8_0, mm_q4_0, mm_q4_1, mm_q5_0, mm_q5_1;
   MatmulTileFn mm_q4_k, mm_q5_k, mm_q6_k;
-  // Q4_0, Q8_0 and Q4_K in the Interleaved16 layout (n_rows a multiple of 16, w the start of a
-  // group). Every table has them; interleave_at_load says whether this table's Q4_0/Q8_0 ones
-  // are fast enough that the loader should re-lay those matrices for it, interleave_q4_k_at_load
-  // the same for Q4_K (see kernels/interleave.h and wants_interleaved below).
-  MatmulTileFn mm_q4_0x16, mm_q8_0x16, mm_q4_kx16;
+  // Q4_0, Q8_0, Q4_K and Q6_K in the Interleaved16 layout (n_rows a multiple of 16, w the start
+  // of a group). Every table has them; interleave_at_load says whether this table's Q4_0/Q8_0
+  // ones are fast enough that the loader should re-lay those matrices for it,
+  // interleave_q4_k_at_load and interleave_q6_k_at_load the same for Q4_K and Q6_K (see
+  // kernels/interleave.h and wants_interleaved below).
+  MatmulTileFn mm_q4_0x16, mm_q8_0x16, mm_q4_kx16, mm_q6_kx16;
   bool interleave_at_load;
   bool interleave_q4_k_at_load;
+  bool interleave_q6_k_at_load;
   // Q8_0 in the Interleaved16Ggml layout; interleave_q8_0_ggml_at_load: the loader should re-lay
   // a tied Q8_0 output matrix so for this table.
   MatmulTileFn mm_q8_0x16_ggml;
@@ -172,8 +174,9 @@ void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t half, float* cos, 
 void rope_tables_ggml(int64_t pos, float theta_scale, const float* factors, int64_t half, float* cos,
                       float* sin);
 
-// True when the loader should re-lay a matrix of this type and shape in the Interleaved16 layout
-// for table k: the table's interleaved kernel for the type is fast and can_interleave holds.
+// True when the loader should re-lay a matrix of this type (Q4_0, Q8_0, Q4_K, Q6_K) and shape in
+// the Interleaved16 layout for table k: the table's interleaved kernel for the type is fast (its
+// *_at_load flag) and can_interleave holds.
 bool wants_interleaved(const KernelTable& k, GgmlType type, int64_t rows, int64_t cols);
 
 // The scalar, AVX2 and AVX-512 tables (built in dispatch.cpp; use the functions above).

@@ -28,6 +28,7 @@ TypeKernel kernel_for(const KernelTable& k, const WeightView& w) {
     return {w.type == GgmlType::Q8_0 ? k.mm_q8_0x16_ggml : nullptr, ActKind::Q8A};
   if (w.layout == WeightLayout::Interleaved16) {
     if (w.type == GgmlType::Q4_K) return {k.mm_q4_kx16, ActKind::Q8K};
+    if (w.type == GgmlType::Q6_K) return {k.mm_q6_kx16, ActKind::Q8K};
     return {w.type == GgmlType::Q4_0 ? k.mm_q4_0x16 : w.type == GgmlType::Q8_0 ? k.mm_q8_0x16 : nullptr, ActKind::Q8A, true};
   }
   switch (w.type) {

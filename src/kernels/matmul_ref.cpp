@@ -192,35 +192,42 @@ void mm_q5_k(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t a
                 [cols](const uint8_t* wr, const uint8_t* ar) { return dot_q45_k<true>(wr, ar, cols); });
 }
 
+// Q6_K: per sub-block of 16 the exact isum of (q − 32)·a times the int8 scale, summed exactly
+// per super-block, then one float step.
+namespace {
+float dot_q6_k(const uint8_t* wr, const uint8_t* ar, int64_t cols) {
+  const auto* b = reinterpret_cast<const BlockQ6_K*>(wr);
+  const auto* a = reinterpret_cast<const BlockQ8K*>(ar);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < cols / kQKK; ++i) {
+    int8_t q[kQKK];  // the 6-bit values minus 32, in element order (layout: quant.cpp)
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = b[i].ql + 64 * half;
+      const uint8_t* qh = b[i].qh + 32 * half;
+      int8_t* o = q + 128 * half;
+      for (int l = 0; l < 32; ++l) {
+        o[l] = static_cast<int8_t>(((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32);
+        o[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+        o[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+        o[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+      }
+    }
+    int64_t dot = 0;
+    for (int sub = 0; sub < 16; ++sub) {
+      int isum = 0;
+      for (int l = 0; l < 16; ++l) isum += q[sub * 16 + l] * a[i].qs[sub * 16 + l];
+      dot += b[i].scales[sub] * isum;
+    }
+    sum += billion::f16_to_f32(b[i].d) * a[i].d * static_cast<float>(dot);
+  }
+  return sum;
+}
+}  // namespace
+
 void mm_q6_k(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
              float* y, int64_t ys, int64_t cols) {
-  for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {
-    const auto* b = reinterpret_cast<const BlockQ6_K*>(wr);
-    const auto* a = reinterpret_cast<const BlockQ8K*>(ar);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < cols / kQKK; ++i) {
-      int8_t q[kQKK];  // the 6-bit values minus 32, in element order (layout: quant.cpp)
-      for (int half = 0; half < 2; ++half) {
-        const uint8_t* ql = b[i].ql + 64 * half;
-        const uint8_t* qh = b[i].qh + 32 * half;
-        int8_t* o = q + 128 * half;
-        for (int l = 0; l < 32; ++l) {
-          o[l] = static_cast<int8_t>(((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32);
-          o[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
-          o[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-          o[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
-        }
-      }
-      int64_t dot = 0;
-      for (int sub = 0; sub < 16; ++sub) {
-        int isum = 0;
-        for (int l = 0; l < 16; ++l) isum += q[sub * 16 + l] * a[i].qs[sub * 16 + l];
-        dot += b[i].scales[sub] * isum;
-      }
-      sum += billion::f16_to_f32(b[i].d) * a[i].d * static_cast<float>(dot);
-    }
-    return sum;
-  });
+  for_each_pair(w, wrb, nr, act, arb, nt, y, ys,
+                [cols](const uint8_t* wr, const uint8_t* ar) { return dot_q6_k(wr, ar, cols); });
 }
 
 void quantize_q8a(const float* x, void* y, int64_t n) {
@@ -288,6 +295,17 @@ void mm_q4_kx16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_
     interleaved_row_bytes(GgmlType::Q4_K, w, cols, r, row.data());
     for (int64_t t = 0; t < nt; ++t)
       y[t * ys + r] = dot_q45_k<false>(row.data(), static_cast<const uint8_t*>(act) + t * arb, cols);
+  }
+}
+
+// Q6_K interleaved by 16 rows: likewise the arithmetic of mm_q6_k, row by row read back.
+void mm_q6_kx16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                int64_t ys, int64_t cols) {
+  std::vector<uint8_t> row(wrb);
+  for (int64_t r = 0; r < nr; ++r) {
+    interleaved_row_bytes(GgmlType::Q6_K, w, cols, r, row.data());
+    for (int64_t t = 0; t < nt; ++t)
+      y[t * ys + r] = dot_q6_k(row.data(), static_cast<const uint8_t*>(act) + t * arb, cols);
   }
 }
 

@@ -122,13 +122,15 @@ class Binder {
       out_.owned.push_back(std::move(buffer));
       return view;
     }
-    // A token embedding is interleaved only when Q4_0 (the tied output matmul of Llama-3.2 is its
-    // largest) or a tied Q8_0 output: its rows are read back with dequantize_weight_row. A tied
-    // Q8_0 output (SmolLM2, Llama-3.2 Q8_0) takes the layout whose kernel keeps ggml's vec_dot
-    // order, so the logits stay bit-identical to llama.cpp's, which does not repack Q8_0; in the
-    // file's rows its tiles were 3-4x slower per byte than the interleaved ones (bench_kernels).
-    if (interleave_ && kernels::wants_interleaved(*interleave_, view.type, rows, cols) &&
-        (!is_embedding || view.type == GgmlType::Q4_0)) {
+    // A token embedding that is only looked up stays as the file has it. A tied one is the
+    // output matrix too, read for every token: re-laid like any matrix (its rows are read back
+    // with dequantize_weight_row), except Q8_0, which takes the layout whose kernel keeps
+    // ggml's vec_dot order, so the logits stay bit-identical to llama.cpp's, which does not
+    // repack Q8_0 (SmolLM2, Llama-3.2 Q8_0; in the file's rows its tiles were 3-4x slower per
+    // byte than the interleaved ones, bench_kernels). K-quants give the same bits either way.
+    const bool matmul_reads_it = !is_embedding || tied;
+    if (interleave_ && matmul_reads_it && kernels::wants_interleaved(*interleave_, view.type, rows, cols) &&
+        !(is_embedding && view.type == GgmlType::Q8_0)) {
       kernels::WeightView result = interleaved(view, nullptr);
       if (file_backed_) release_mapped_pages(t.data, rows * view.row_bytes);
       return result;
@@ -141,7 +143,7 @@ class Binder {
     }
     // Any other matrix a matmul reads is copied as it is (see weights.h); an embedding that is
     // only looked up stays in the file.
-    if (interleave_ && copy_matrices_ && file_backed_ && (!is_embedding || tied)) {
+    if (interleave_ && copy_matrices_ && file_backed_ && matmul_reads_it) {
       const size_t bytes = rows * view.row_bytes;
       auto buffer = std::make_unique<HugePageBuffer>(bytes);
       std::memcpy(buffer->data(), view.data, bytes);
@@ -155,7 +157,7 @@ class Binder {
     return view;
   }
 
-  // A Q4_0/Q8_0/Q4_K matrix re-laid for the kernels (kernels/interleave.h) into an owned,
+  // A Q4_0/Q8_0/Q4_K/Q6_K matrix re-laid for the kernels (kernels/interleave.h) into an owned,
   // huge-page aligned buffer; `source_buffer` (its data, if owned) is freed once copied.
   kernels::WeightView interleaved(const kernels::WeightView& view, std::unique_ptr<HugePageBuffer> source_buffer,
                                   kernels::WeightLayout layout = kernels::WeightLayout::Interleaved16) {

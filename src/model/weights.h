@@ -1,8 +1,9 @@
 // The weights of one model, bound by name from a GGUF file or a safetensors checkpoint and
-// shape-checked against the architecture description. Matrices stay in the memory map in their
-// stored type (F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_x/Q4_K/Q5_K/Q6_K) unless `--quantize` asks for
-// int8/int4, which re-encodes float matrices once at load into owned buffers, or the kernels
-// want Q4_0/Q8_0/Q4_K interleaved (then those matrices are copied into that layout once at load).
+// shape-checked against the architecture description. Matrices keep their stored type
+// (F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_x/Q4_K/Q5_K/Q6_K) unless `--quantize` asks for int8/int4,
+// which re-encodes float matrices once at load; for the CPU kernels they are moved out of the
+// file mapping into owned huge-page memory, re-laid where the kernels want Q4_0/Q8_0/Q4_K/Q6_K
+// interleaved (see bind_gguf_weights below).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -69,12 +70,11 @@ struct ModelWeights {
 
 // interleave_for: when not null, the CPU kernels of that table will run the model, so (with
 // copy_matrices) every matrix a matmul reads is moved out of the file mapping into owned
-// huge-page memory
-// (core/huge_page_buffer.h: decode streams it once per token, 1.2-1.7x faster than from page-cache
-// pages), giving the file's pages of each back once copied: re-laid in the kernels' interleaved
-// layout where the table wants it (kernels::wants_interleaved: Q4_0, Q8_0, Q4_K; a tied Q8_0
-// output in ggml's order), else copied as it is. A token embedding that is not also the output
-// is only read a row at a time and stays in the file. Null (a GPU holds its own copy, or an A/B
+// huge-page memory (core/huge_page_buffer.h: decode streams it once per token), giving the
+// file's pages of each back once copied: re-laid in the kernels' interleaved layout where the
+// table wants it (kernels::wants_interleaved: Q4_0, Q8_0, Q4_K, Q6_K; a tied Q8_0 output in
+// ggml's order), else copied as it is. A token embedding that is not also the output is only
+// read a row at a time and stays in the file. Null (a GPU holds its own copy, or an A/B
 // benchmark) leaves every matrix in the file's pages; copy_matrices false copies only what it
 // re-lays or converts (A/B benchmarks: bench_peer --file-pages).
 ModelWeights bind_gguf_weights(const GgufFile& gguf, const ArchitectureSpec& spec, LoadQuantization quantization,
