@@ -75,11 +75,11 @@ TEST(Interleave, RejectsShapesAndTypesItCannotHold) {
   EXPECT_FALSE(can_interleave(GgmlType::Q4_0, 24, 64));  // not whole groups
   EXPECT_FALSE(can_interleave(GgmlType::Q4_0, 16, 48));  // not whole blocks
   EXPECT_FALSE(can_interleave(GgmlType::Q4_0, 0, 32));
-  EXPECT_FALSE(can_interleave(GgmlType::Q4_1, 16, 32));  // no layout for this type
+  EXPECT_FALSE(can_interleave(GgmlType::Q5_0, 16, 32));  // no layout for this type
   EXPECT_FALSE(can_interleave(GgmlType::F16, 16, 32));
   std::vector<uint8_t> src(34 * 24), dst(34 * 24);
   EXPECT_THROW(interleave_rows(GgmlType::Q4_0, src.data(), 18, 24, 32, dst.data()), Error);
-  EXPECT_THROW(interleave_rows(GgmlType::Q4_1, src.data(), 20, 16, 32, dst.data()), Error);
+  EXPECT_THROW(interleave_rows(GgmlType::Q5_0, src.data(), 22, 16, 32, dst.data()), Error);
   // The driver refuses an interleaved view that does not hold whole groups, or of another type.
   std::vector<float> x(32), y(24);
   ThreadPool pool(1);
@@ -349,20 +349,22 @@ TEST(InterleaveQ4K, ManyMixesLayoutsAndTypes) {
   }
 }
 
-// Q8_0 interleaved in ggml's order (WeightLayout::Interleaved16Ggml, for a tied output matrix):
+// Q8_0 and Q4_1 interleaved in ggml's order (WeightLayout::Interleaved16Ggml: a tied Q8_0 output
+// matrix, Q4_1 matrices):
 // its reference, every ISA's kernel and the plain layout's SIMD tiles (ggml's AVX2 vec_dot
 // sequence, which llama.cpp computes) give the same bits, for decode's two-group tile and its
 // lone group, prefill's token pairs and a lone token, 1 and 2 threads.
-TEST(InterleaveQ8_0Ggml, EveryIsaBitIdenticalToThePlainSimdTiles) {
-  const GgmlType type = GgmlType::Q8_0;
+namespace {
+void check_ggml_order(GgmlType type) {
+  SCOPED_TRACE(ggml_type_name(type));
   ThreadPool one(1), two(2);
   const KernelTable* avx2 = kernels_for(Isa::Avx2);
   for (int64_t nb : {1, 3, 18, 64}) {
     const int64_t cols = nb * kQK;
     for (int64_t rows : {16, 48, 80}) {
       std::vector<uint8_t> plain = make_weights(type, rows, cols, uint32_t(51 + nb + rows));
-      // -128 bytes too: a file may hold them, and the unsigned offset must not overflow.
-      for (size_t off = 0; off < plain.size(); off += 97) plain[off] = off % sizeof(BlockQ8_0) < 2 ? plain[off] : 0x80;
+      if (type == GgmlType::Q8_0)  // -128 bytes too: a file may hold them, and the offset must not overflow
+        for (size_t off = 0; off < plain.size(); off += 97) plain[off] = off % sizeof(BlockQ8_0) < 2 ? plain[off] : 0x80;
       Interleaved m = interleaved(type, plain, rows, cols);
       m.view.layout = WeightLayout::Interleaved16Ggml;
       for (int64_t n_tok : {1, 2, 3, 5}) {
@@ -388,9 +390,19 @@ TEST(InterleaveQ8_0Ggml, EveryIsaBitIdenticalToThePlainSimdTiles) {
       dequantize_weight_row(m.view, rows - 1, a.data());
       dequantize_row(type, plain.data() + (rows - 1) * type_row_bytes(type, cols), b.data(), cols);
       ASSERT_EQ(0, std::memcmp(a.data(), b.data(), cols * 4));
+      const size_t rb = type_row_bytes(type, cols);
+      std::vector<uint8_t> row(rb);
+      for (int64_t r = 0; r < rows; ++r) {  // the layout moves bytes and changes none
+        interleaved_row_bytes(type, m.bytes.data(), cols, r, row.data());
+        ASSERT_EQ(0, std::memcmp(row.data(), plain.data() + r * rb, rb)) << "row " << r;
+      }
     }
   }
 }
+}  // namespace
+
+TEST(InterleaveGgmlOrder, Q8_0BitIdenticalToThePlainSimdTiles) { check_ggml_order(GgmlType::Q8_0); }
+TEST(InterleaveGgmlOrder, Q4_1BitIdenticalToThePlainSimdTiles) { check_ggml_order(GgmlType::Q4_1); }
 
 // Q6_K is interleaved per super-block, with the d's of even and odd super-blocks placed apart
 // (interleave.h): every row reads back byte for byte, in the file's layout and as floats, for odd

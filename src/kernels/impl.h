@@ -62,6 +62,7 @@ void mm_q4_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, f
 void mm_q6_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // Interleaved Q8_0 in ggml's order (matmul_interleaved_avx512.cpp), bit-identical to ref::mm_q8_0x16_ggml.
 void mm_q8_0x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q4_1x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // K-quant tiles (matmul_kquant_avx512.cpp), bit-identical to the scalar reference.
 void mm_q4_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q5_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
@@ -91,6 +92,7 @@ void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, f
 void mm_q4_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q6_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q8_0x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q4_1x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void quantize_q8k(const float* x, void* y, int64_t n);
 void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
 void gelu(const float* x, float* y, int64_t n);

@@ -15,8 +15,15 @@ namespace {
 
 // Quant bytes per block and row: 16 (Q4_0) or 32 (Q8_0); 0 for a type without the layout.
 size_t quant_bytes(GgmlType type) {
-  return type == GgmlType::Q4_0 ? sizeof(BlockQ4_0::qs) : type == GgmlType::Q8_0 ? sizeof(BlockQ8_0::qs) : 0;
+  switch (type) {
+    case GgmlType::Q4_0: return sizeof(BlockQ4_0::qs);
+    case GgmlType::Q4_1: return sizeof(BlockQ4_1::qs);
+    case GgmlType::Q8_0: return sizeof(BlockQ8_0::qs);
+    default: return 0;
+  }
 }
+// Bytes before the quants in a block: fp16 d, and for Q4_1 the fp16 m after it.
+size_t header_bytes(GgmlType type) { return type == GgmlType::Q4_1 ? 4 : 2; }
 
 // Calls fn(offset in the group's interleaved super-block, offset in row i's 144-byte block,
 // length) for every piece of row i's super-block.
@@ -80,18 +87,19 @@ void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, in
     return;
   }
   const int64_t nb = cols / kQK;
-  const size_t qb = quant_bytes(type), block_bytes = 2 + qb;
+  const size_t qb = quant_bytes(type), hb = header_bytes(type), block_bytes = hb + qb;
   const size_t group_bytes = kInterleaveRows * nb * block_bytes;
   for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
     uint8_t* scales = dst + g * group_bytes;
-    uint8_t* quants = scales + interleaved_quants_offset(nb);
+    uint8_t* quants = scales + nb * kInterleaveRows * hb;
     for (int i = 0; i < kInterleaveRows; ++i) {
       const uint8_t* row = src + (g * kInterleaveRows + i) * src_row_bytes;
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* block = row + b * block_bytes;
-        std::memcpy(scales + (b * kInterleaveRows + i) * 2, block, 2);
+        for (size_t f = 0; f < hb / 2; ++f)  // d (and m): each field's 16 rows side by side
+          std::memcpy(scales + b * kInterleaveRows * hb + f * kInterleaveRows * 2 + i * 2, block + 2 * f, 2);
         for (size_t s = 0; s < qb / 4; ++s)
-          std::memcpy(quants + b * kInterleaveRows * qb + s * kInterleaveStepBytes + i * 4, block + 2 + 4 * s, 4);
+          std::memcpy(quants + b * kInterleaveRows * qb + s * kInterleaveStepBytes + i * 4, block + hb + 4 * s, 4);
       }
     }
   }
@@ -121,12 +129,14 @@ void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t cols, int
   const size_t qb = quant_bytes(type);
   if (qb == 0) fail("interleaved_row_bytes", "type {} has no interleaved layout", ggml_type_name(type));
   const int64_t nb = cols / kQK;
-  const uint8_t* scales = data + g * kInterleaveRows * nb * (2 + qb);
-  const uint8_t* quants = scales + interleaved_quants_offset(nb);
+  const size_t hb = header_bytes(type);
+  const uint8_t* scales = data + g * kInterleaveRows * nb * (hb + qb);
+  const uint8_t* quants = scales + nb * kInterleaveRows * hb;
   for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* block = out + b * (2 + qb);
-    std::memcpy(block, scales + (b * kInterleaveRows + i) * 2, 2);
-    for (size_t s = 0; s < qb / 4; ++s) std::memcpy(block + 2 + 4 * s, quants + b * kInterleaveRows * qb + s * kInterleaveStepBytes + i * 4, 4);
+    uint8_t* block = out + b * (hb + qb);
+    for (size_t f = 0; f < hb / 2; ++f)
+      std::memcpy(block + 2 * f, scales + b * kInterleaveRows * hb + f * kInterleaveRows * 2 + i * 2, 2);
+    for (size_t s = 0; s < qb / 4; ++s) std::memcpy(block + hb + 4 * s, quants + b * kInterleaveRows * qb + s * kInterleaveStepBytes + i * 4, 4);
   }
 }
 

@@ -25,6 +25,11 @@
 // output instead of the AVX2 vec_dot's eight-lane chain, so a result differs from the plain
 // layout's by float rounding only (tests/test_interleave.cpp bounds it).
 //
+// Q4_1 (fp16 d and m, then Q4_0's 16 bytes of nibbles) lies the same way, except that a block's
+// header holds the 16 rows' d and then their 16 m (64 bytes), so its quants start at nb·64. It
+// exists only in WeightLayout::Interleaved16Ggml (kernels.h): multiplied in ggml's vec_dot order,
+// the plain Q4_1 tiles' bits (SmolLM2's weights stay bit-identical to llama.cpp's).
+//
 // Q4_K (256-element super-blocks of 144 bytes: fp16 d and dmin, 12 bytes of 6-bit sub-block
 // scales and mins, 128 bytes of nibbles) is interleaved super-block by super-block, each one's
 // 16 rows together in 2304 bytes:
@@ -74,6 +79,9 @@ constexpr int64_t kInterleaveStepBytes = 64;  // one load: 4 quant bytes of each
 // A group starts with its scales (16 fp16 per block); its quants start this many bytes later.
 constexpr int64_t interleaved_quants_offset(int64_t nb) { return nb * kInterleaveRows * 2; }
 
+// Q4_1: a group's block headers (16 d, then 16 m) come first; its quants start this much later.
+constexpr int64_t q4_1_quants_offset(int64_t nb) { return nb * kInterleaveRows * 4; }
+
 // Offsets within an interleaved Q4_K super-block of 16 rows (the diagram above).
 constexpr int64_t kQ4KxBytes = kInterleaveRows * 144;  // 16 rows' super-blocks
 constexpr int64_t kQ4KxDmin = 32, kQ4KxScales = 64, kQ4KxQuants = 256;
@@ -92,8 +100,8 @@ inline const int32_t* q8a_block_sums(const uint8_t* act_row, int64_t nb) {
   return reinterpret_cast<const int32_t*>(act_row + nb * sizeof(BlockQ8A));
 }
 
-// True when a matrix of this type and shape can be interleaved: Q4_0, Q8_0, Q4_K or Q6_K, rows a
-// multiple of 16 (every matrix of the target models) and cols a multiple of the block size.
+// True when a matrix of this type and shape can be interleaved: Q4_0, Q4_1, Q8_0, Q4_K or Q6_K,
+// rows a multiple of 16 (every matrix of the target models) and cols a multiple of the block size.
 bool can_interleave(GgmlType type, int64_t rows, int64_t cols);
 
 // dst (rows × row_bytes bytes, row_bytes = type_row_bytes(type, cols)) ← the matrix at src,

@@ -21,10 +21,11 @@ enum class WeightLayout {
   Rows,           // row r is row_bytes bytes at data + r*row_bytes: the file's layout
   Interleaved16,  // Q4_0, Q8_0, Q4_K or Q6_K rows interleaved in groups of 16 (kernels/interleave.h),
                   // built at load for the kernels that want it; read a row with dequantize_weight_row
-  // Q8_0 in Interleaved16's bytes, multiplied in ggml's vec_dot order (per row eight lanes of
-  // four products, an fma per block and lane, then ggml's eight-lane sum): the bits of the plain
-  // layout's SIMD tiles, so llama.cpp's. For a tied Q8_0 output matrix (SmolLM2, Llama-3.2 Q8_0),
-  // read for every token, whose logits stay bit-identical to llama.cpp's.
+  // Q8_0 or Q4_1 in Interleaved16's bytes, multiplied in ggml's vec_dot order (per row eight
+  // lanes of four products, an fma per block and lane, then ggml's eight-lane sum; Q4_1's minimum
+  // terms apart): the bits of the plain layout's SIMD tiles, so llama.cpp's. For a tied Q8_0
+  // output matrix (SmolLM2, Llama-3.2 Q8_0), read for every token, and Q4_1 matrices (SmolLM2),
+  // whose logits stay bit-identical to llama.cpp's.
   Interleaved16Ggml,
 };
 inline bool is_interleaved(WeightLayout layout) { return layout != WeightLayout::Rows; }
@@ -88,10 +89,12 @@ struct KernelTable {
   bool interleave_at_load;
   bool interleave_q4_k_at_load;
   bool interleave_q6_k_at_load;
-  // Q8_0 in the Interleaved16Ggml layout; interleave_q8_0_ggml_at_load: the loader should re-lay
-  // a tied Q8_0 output matrix so for this table.
-  MatmulTileFn mm_q8_0x16_ggml;
+  // Q8_0 and Q4_1 in the Interleaved16Ggml layout; interleave_q8_0_ggml_at_load: the loader
+  // should re-lay a tied Q8_0 output matrix so for this table; interleave_q4_1_ggml_at_load: the
+  // same for every Q4_1 matrix.
+  MatmulTileFn mm_q8_0x16_ggml, mm_q4_1x16_ggml;
   bool interleave_q8_0_ggml_at_load;
+  bool interleave_q4_1_ggml_at_load;
   // Activation quantizers: x [n] → n/32 BlockQ8A (n % 32 == 0), n/256 BlockQ8K (n % 256 == 0).
   // Every ISA produces the same bytes as the scalar reference.
   void (*quantize_q8a)(const float* x, void* y, int64_t n);

@@ -25,7 +25,7 @@ struct TypeKernel {
 
 TypeKernel kernel_for(const KernelTable& k, const WeightView& w) {
   if (w.layout == WeightLayout::Interleaved16Ggml)
-    return {w.type == GgmlType::Q8_0 ? k.mm_q8_0x16_ggml : nullptr, ActKind::Q8A};
+    return {w.type == GgmlType::Q8_0 ? k.mm_q8_0x16_ggml : w.type == GgmlType::Q4_1 ? k.mm_q4_1x16_ggml : nullptr, ActKind::Q8A};
   if (w.layout == WeightLayout::Interleaved16) {
     if (w.type == GgmlType::Q4_K) return {k.mm_q4_kx16, ActKind::Q8K};
     if (w.type == GgmlType::Q6_K) return {k.mm_q6_kx16, ActKind::Q8K};

@@ -177,12 +177,13 @@ void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v,
   }
 }
 
-// Q8_0 in ggml's order (WeightLayout::Interleaved16Ggml, ref::mm_q8_0x16_ggml): per row and
-// token eight float lanes, lane s fed by step s of each block (the row's bytes 4s..4s+3, exactly
-// the grouping of ggml's lane s), so eight accumulators of 16 rows each per token; the int32
-// lane sums start at -128·(the step's four activation bytes' sum), prepared once per call.
-// Then ggml's eight-lane sum, done on 16 rows at once. The fma per lane and block triples the
-// float work of the fast order, which decode (memory-bound) does not notice.
+// Q8_0 and Q4_1 in ggml's order (WeightLayout::Interleaved16Ggml, ref::mm_q8_0x16_ggml and
+// mm_q4_1x16_ggml): per row and token eight float lanes, lane s fed by elements 4s..4s+3 of each
+// block (one step's bytes, or nibbles), exactly the grouping of ggml's lane s, so eight
+// accumulators of 16 rows each per token; for Q8_0 the int32 lane sums start at -128·(the
+// step's four activation bytes' sum), prepared once per call; Q4_1's minimum terms run in a
+// ninth chain. Then ggml's eight-lane sum, done on 16 rows at once. The fma per lane and block
+// triples the float work of the fast order, which decode (memory-bound) does not notice.
 
 // starts [nt][nb][8]: -128 · Σ of activation bytes 4s..4s+3 of each block, per token.
 void prepare_step_starts(const uint8_t* act, size_t arb, int64_t nt, int64_t nb, int32_t* out) {
@@ -203,20 +204,52 @@ BILLION_ALWAYS_INLINE __m512 ggml_lane_sum(const __m512* acc) {
   return _mm512_add_ps(_mm512_add_ps(r0, r2), _mm512_add_ps(r1, r3));
 }
 
-// G consecutive groups × T tokens (G·T ≤ 2: 16 accumulators): y[t] + 16·g.
-template <int G, int T>
+// The two formats in ggml's order. Lane k of a row is fed by elements 4k..4k+3: for Q8_0 step k's
+// bytes; for Q4_1 the low nibbles of step k (k < 4) or the high nibbles of step k-4 (the file's
+// element order: low nibbles are elements 0..15). Either way lane k pairs with activation bytes
+// 4k..4k+3. A block's header: 16 fp16 d (Q8_0), or 16 d then 16 m (Q4_1).
+struct Q8_0Ggml {
+  static constexpr int64_t block_bytes = Q8_0::block_bytes;
+  static constexpr int64_t header_bytes = kBlockScaleBytes;
+  static constexpr bool signed_weights = true;  // entered as w+128: lanes start at -128·Σa
+  static constexpr bool has_min = false;
+  static int64_t quants_offset(int64_t nb) { return interleaved_quants_offset(nb); }
+  static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, __m512i* op) { Q8_0::operands(q, op); }
+};
+struct Q4_1Ggml {
+  static constexpr int64_t block_bytes = 4 * kStepBytes;
+  static constexpr int64_t header_bytes = 2 * kBlockScaleBytes;
+  static constexpr bool signed_weights = false;  // nibbles 0..15: no offset; m·s_a apart
+  static constexpr bool has_min = true;
+  static int64_t quants_offset(int64_t nb) { return q4_1_quants_offset(nb); }
+  static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, __m512i* op) {
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    for (int s = 0; s < 4; ++s) {
+      const __m512i v = _mm512_loadu_si512(q + s * kStepBytes);
+      op[s] = _mm512_and_si512(v, mask);
+      op[s + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
+    }
+  }
+};
+
+// G consecutive groups × T tokens (G·T ≤ 2: 16 accumulators): y[t] + 16·g. starts[t]: the
+// lanes' -128·Σa per block (Q8_0 only).
+template <typename F, int G, int T>
 void ggml_order_tile(const uint8_t* first, size_t group_bytes, int64_t nb, const BlockQ8A* const* a,
                      const int32_t* const* starts, float* const* y, bool prefetch) {
-  const uint8_t* scales[G];
+  const uint8_t* headers[G];
   const uint8_t* quants[G];
   for (int g = 0; g < G; ++g) {
-    scales[g] = first + g * group_bytes;
-    quants[g] = scales[g] + interleaved_quants_offset(nb);
+    headers[g] = first + g * group_bytes;
+    quants[g] = headers[g] + F::quants_offset(nb);
   }
   __m512 acc[G][T][8];
+  __m512 acc_min[G][T];
   for (int g = 0; g < G; ++g)
-    for (int t = 0; t < T; ++t)
+    for (int t = 0; t < T; ++t) {
+      acc_min[g][t] = _mm512_setzero_ps();
       for (int s = 0; s < 8; ++s) acc[g][t][s] = _mm512_setzero_ps();
+    }
   // Decode prefetches into L2. Long rows: 8 blocks ahead in each group's stream, as
   // groups_one_token. Short rows (SmolLM2's 576 columns: 18 blocks) leave that little room, so
   // there, while block b is summed, the b-th of nb equal slices of the next tile (the next G
@@ -232,51 +265,65 @@ void ggml_order_tile(const uint8_t* first, size_t group_bytes, int64_t nb, const
       for (size_t off = b * slice; off < (b + 1) * slice; off += 64)
         _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T1);
     for (int g = 0; g < G; ++g) {
-      const uint8_t* q = quants[g] + b * Q8_0::block_bytes;
+      const uint8_t* q = quants[g] + b * F::block_bytes;
       if (prefetch && !short_rows && b + kAhead < nb)
-        for (int64_t off = 0; off < Q8_0::block_bytes; off += kStepBytes)
-          _mm_prefetch(reinterpret_cast<const char*>(q + kAhead * Q8_0::block_bytes + off), _MM_HINT_T1);
+        for (int64_t off = 0; off < F::block_bytes; off += kStepBytes)
+          _mm_prefetch(reinterpret_cast<const char*>(q + kAhead * F::block_bytes + off), _MM_HINT_T1);
       __m512i op[8];
-      Q8_0::operands(q, op);
-      const __m512 dw = row_scales(scales[g], b);
+      F::operands(q, op);
+      const uint8_t* header = headers[g] + b * F::header_bytes;
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(header)));
       for (int t = 0; t < T; ++t) {
         const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(a[t][b].d));
-        const int32_t* st = starts[t] + 8 * b;
         for (int s = 0; s < 8; ++s) {
-          const __m512i p = _mm512_dpbusd_epi32(_mm512_set1_epi32(st[s]), op[s], broadcast4(a[t][b].qs + 4 * s));
+          const __m512i start = F::signed_weights ? _mm512_set1_epi32(starts[t][8 * b + s]) : _mm512_setzero_si512();
+          const __m512i p = _mm512_dpbusd_epi32(start, op[s], broadcast4(a[t][b].qs + 4 * s));
           acc[g][t][s] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[g][t][s]);
+        }
+        if constexpr (F::has_min) {
+          const __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(header + kBlockScaleBytes)));
+          acc_min[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a[t][b].s), acc_min[g][t]);
         }
       }
     }
   }
   for (int g = 0; g < G; ++g)
-    for (int t = 0; t < T; ++t) _mm512_storeu_ps(y[t] + g * kInterleaveRows, ggml_lane_sum(acc[g][t]));
+    for (int t = 0; t < T; ++t) {
+      __m512 sum = ggml_lane_sum(acc[g][t]);
+      if constexpr (F::has_min) sum = _mm512_add_ps(sum, acc_min[g][t]);
+      _mm512_storeu_ps(y[t] + g * kInterleaveRows, sum);
+    }
 }
 
 #undef BILLION_ALWAYS_INLINE
 
 }  // namespace
 
-void mm_q8_0x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
-                     int64_t ys, int64_t cols) {
+namespace {
+template <typename F>
+void mm_x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
+                 int64_t ys, int64_t cols) {
   const auto* act = static_cast<const uint8_t*>(act_v);
   const int64_t nb = cols / kQK, ng = nr / kInterleaveRows;
   const size_t group_bytes = kInterleaveRows * wrb;
   thread_local std::vector<int32_t> starts;  // reused across calls: no allocation in a decode loop
-  starts.resize(static_cast<size_t>(nt * nb * 8));
-  prepare_step_starts(act, arb, nt, nb, starts.data());
+  if constexpr (F::signed_weights) {
+    starts.resize(static_cast<size_t>(nt * nb * 8));
+    prepare_step_starts(act, arb, nt, nb, starts.data());
+  }
   auto token = [&](int64_t t) { return reinterpret_cast<const BlockQ8A*>(act + t * arb); };
+  auto starts_of = [&](int64_t t) { return F::signed_weights ? starts.data() + t * nb * 8 : nullptr; };
   if (nt == 1) {  // decode: two groups at a time
     const BlockQ8A* a[1] = {token(0)};
-    const int32_t* st[1] = {starts.data()};
+    const int32_t* st[1] = {starts_of(0)};
     int64_t g = 0;
     for (; g + 2 <= ng; g += 2) {
       float* yt[1] = {y + g * kInterleaveRows};
-      ggml_order_tile<2, 1>(w + g * group_bytes, group_bytes, nb, a, st, yt, true);
+      ggml_order_tile<F, 2, 1>(w + g * group_bytes, group_bytes, nb, a, st, yt, true);
     }
     if (g < ng) {
       float* yt[1] = {y + g * kInterleaveRows};
-      ggml_order_tile<1, 1>(w + g * group_bytes, group_bytes, nb, a, st, yt, true);
+      ggml_order_tile<F, 1, 1>(w + g * group_bytes, group_bytes, nb, a, st, yt, true);
     }
     return;
   }
@@ -284,11 +331,21 @@ void mm_q8_0x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v
     for (int64_t t = 0; t < nt; t += 2) {
       const int T = t + 1 < nt ? 2 : 1;
       const BlockQ8A* a[2] = {token(t), token(t + T - 1)};
-      const int32_t* st[2] = {starts.data() + t * nb * 8, starts.data() + (t + T - 1) * nb * 8};
+      const int32_t* st[2] = {starts_of(t), starts_of(t + T - 1)};
       float* yt[2] = {y + t * ys + g * kInterleaveRows, y + (t + T - 1) * ys + g * kInterleaveRows};
-      if (T == 2) ggml_order_tile<1, 2>(w + g * group_bytes, group_bytes, nb, a, st, yt, false);
-      else ggml_order_tile<1, 1>(w + g * group_bytes, group_bytes, nb, a, st, yt, false);
+      if (T == 2) ggml_order_tile<F, 1, 2>(w + g * group_bytes, group_bytes, nb, a, st, yt, false);
+      else ggml_order_tile<F, 1, 1>(w + g * group_bytes, group_bytes, nb, a, st, yt, false);
     }
+}
+}  // namespace
+
+void mm_q8_0x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                     int64_t ys, int64_t cols) {
+  mm_x16_ggml<Q8_0Ggml>(w, wrb, nr, act, arb, nt, y, ys, cols);
+}
+void mm_q4_1x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                     int64_t ys, int64_t cols) {
+  mm_x16_ggml<Q4_1Ggml>(w, wrb, nr, act, arb, nt, y, ys, cols);
 }
 
 void mm_q4_0x16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,

@@ -309,33 +309,53 @@ void mm_q6_kx16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_
   }
 }
 
-// Q8_0 interleaved by 16 rows in ggml's vec_dot order (WeightLayout::Interleaved16Ggml): the
-// sequence of ggml's AVX2 q8_0 dot product, which the plain layout's SIMD tiles follow
-// (matmul_avx2.cpp). Per row: eight float lanes, lane k fed by the products of bytes 4k..4k+3
-// of each block, lane_k = fma(d_w·d_a, float(p_k), lane_k) block by block; then the eight-lane
-// sum (x4+x0 .. x7+x3, then (r0+r2) + (r1+r3)).
-void mm_q8_0x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
-                     int64_t ys, int64_t cols) {
+// Q8_0 and Q4_1 interleaved by 16 rows in ggml's vec_dot order (WeightLayout::Interleaved16Ggml):
+// the sequence of ggml's AVX2 q8_0 / q4_1 dot products, which the plain layout's SIMD tiles follow
+// (matmul_avx2.cpp). Per row: eight float lanes, lane k fed by the products of elements
+// 4k..4k+3 of each block (for Q4_1 the low nibbles are elements 0..15, the high ones 16..31),
+// lane_k = fma(d_w·d_a, float(p_k), lane_k) block by block; then the eight-lane sum (x4+x0 ..
+// x7+x3, then (r0+r2) + (r1+r3)); Q4_1 adds its minimum terms, an fma chain m_w·s_a over the
+// blocks, last.
+namespace {
+template <bool kQ4_1>
+void mm_x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                 int64_t ys, int64_t cols) {
+  using Block = std::conditional_t<kQ4_1, BlockQ4_1, BlockQ8_0>;
   std::vector<uint8_t> row(wrb);
   for (int64_t r = 0; r < nr; ++r) {
-    interleaved_row_bytes(GgmlType::Q8_0, w, cols, r, row.data());
-    const auto* b = reinterpret_cast<const BlockQ8_0*>(row.data());
+    interleaved_row_bytes(kQ4_1 ? GgmlType::Q4_1 : GgmlType::Q8_0, w, cols, r, row.data());
+    const auto* b = reinterpret_cast<const Block*>(row.data());
     for (int64_t t = 0; t < nt; ++t) {
       const auto* a = reinterpret_cast<const BlockQ8A*>(static_cast<const uint8_t*>(act) + t * arb);
-      float lane[8] = {};
+      float lane[8] = {}, mins = 0.0f;
       for (int64_t i = 0; i < cols / kQK; ++i) {
         const float d = billion::f16_to_f32(b[i].d) * a[i].d;
         for (int k = 0; k < 8; ++k) {
           int p = 0;
-          for (int j = 4 * k; j < 4 * k + 4; ++j) p += b[i].qs[j] * a[i].qs[j];
+          for (int j = 4 * k; j < 4 * k + 4; ++j) {
+            if constexpr (kQ4_1) p += nibble(b[i].qs, j) * a[i].qs[j];
+            else p += b[i].qs[j] * a[i].qs[j];
+          }
           lane[k] = std::fma(d, static_cast<float>(p), lane[k]);
         }
+        if constexpr (kQ4_1) mins = std::fma(billion::f16_to_f32(b[i].m), a[i].s, mins);
       }
       float r4[4];
       for (int k = 0; k < 4; ++k) r4[k] = lane[k + 4] + lane[k];
-      y[t * ys + r] = (r4[0] + r4[2]) + (r4[1] + r4[3]);
+      const float sum = (r4[0] + r4[2]) + (r4[1] + r4[3]);
+      y[t * ys + r] = kQ4_1 ? sum + mins : sum;
     }
   }
+}
+}  // namespace
+
+void mm_q8_0x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                     int64_t ys, int64_t cols) {
+  mm_x16_ggml<false>(w, wrb, nr, act, arb, nt, y, ys, cols);
+}
+void mm_q4_1x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                     int64_t ys, int64_t cols) {
+  mm_x16_ggml<true>(w, wrb, nr, act, arb, nt, y, ys, cols);
 }
 
 }  // namespace billion::kernels::ref

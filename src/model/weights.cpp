@@ -135,8 +135,11 @@ class Binder {
       if (file_backed_) release_mapped_pages(t.data, rows * view.row_bytes);
       return result;
     }
-    if (interleave_ && tied && view.type == GgmlType::Q8_0 && interleave_->interleave_q8_0_ggml_at_load &&
-        kernels::can_interleave(view.type, rows, cols)) {
+    // Q4_1 (SmolLM2's matrices) likewise keeps ggml's order, in the same layout.
+    const bool ggml_order =
+        interleave_ && ((tied && view.type == GgmlType::Q8_0 && interleave_->interleave_q8_0_ggml_at_load) ||
+                        (matmul_reads_it && view.type == GgmlType::Q4_1 && interleave_->interleave_q4_1_ggml_at_load));
+    if (ggml_order && kernels::can_interleave(view.type, rows, cols)) {
       kernels::WeightView result = interleaved(view, nullptr, kernels::WeightLayout::Interleaved16Ggml);
       if (file_backed_) release_mapped_pages(t.data, rows * view.row_bytes);
       return result;
