@@ -215,6 +215,18 @@ TEST(ChatTemplateErrors, MalformedTemplates) {
   EXPECT_EQ(render_chat_template("{{ 2 ** 62 }} {{ (-1) ** 1000000000001 }} {{ 1 ** 9000000000000000000 }} {{ 7 // -2 }}", in),
             "4611686018427387904 -1 1 -4");
   expect_error("{% break %}", "break outside a for loop");
+  // Nesting is limited (found by fuzz_chat_template: {{ [++++...x }} with ~1,800 unary plus
+  // signs overflowed the renderer's stack); templates nested as deep as real ones still render.
+  expect_error("{{ " + std::string(5000, '+') + "1 }}", "nested more than 256 levels deep");
+  expect_error("{{ " + std::string(3000, '(') + "1" + std::string(3000, ')') + " }}", "nested more than 256 levels deep");
+  expect_error("{{ " + std::string(3000, '-') + "1 }}", "nested more than 256 levels deep");
+  std::string not_chain;
+  for (int i = 0; i < 3000; ++i) not_chain += "not ";
+  expect_error("{{ " + not_chain + "true }}", "nested more than 256 levels deep");
+  std::string blocks;
+  for (int i = 0; i < 300; ++i) blocks += "{% if true %}";
+  expect_error(blocks, "nested more than 256 levels deep");
+  EXPECT_EQ(render_chat_template("{{ " + std::string(20, '(') + "-+-1" + std::string(20, ')') + " }}", in), "1");
 }
 
 // A template can make a container refer to itself; the render must still free everything (the

@@ -281,7 +281,22 @@ class Parser {
  private:
   // Parses nodes until a block statement whose keyword is in `stops`; its keyword goes to
   // `stopped_by` and the token cursor is left after the keyword.
+  // Nesting (blocks inside blocks, parentheses, chains of unary + - and not) is limited: the
+  // parser and the renderer recurse once per level, and the fuzzer's {{ ++++...+x }} with a
+  // few thousand levels overflowed the renderer's stack. Real templates nest a handful deep.
+  static constexpr int kMaxNesting = 256;
+  struct NestingGuard {
+    Parser& parser;
+    explicit NestingGuard(Parser& p) : parser(p) {
+      if (++parser.nesting_ > kMaxNesting) parser.error(fmt::format("nested more than {} levels deep", kMaxNesting));
+    }
+    ~NestingGuard() { --parser.nesting_; }
+    NestingGuard(const NestingGuard&) = delete;
+    NestingGuard& operator=(const NestingGuard&) = delete;
+  };
+
   NodeList parse_body(const std::set<std::string>& stops, std::string& stopped_by) {
+    const NestingGuard guard(*this);
     NodeList nodes;
     while (index_ < items_.size()) {
       Item& item = items_[index_];
@@ -425,6 +440,7 @@ class Parser {
   // ---- expressions (Jinja precedence, lowest first) ----
 
   ExprPtr parse_expression() {
+    const NestingGuard guard(*this);
     ExprPtr value = parse_or();
     if (!accept_name("if")) return value;
     auto e = make_expr(Expr::Kind::Cond, value->line);
@@ -445,6 +461,7 @@ class Parser {
     return left;
   }
   ExprPtr parse_not() {
+    const NestingGuard guard(*this);
     if (peek().type == Token::Type::Name && peek().text == "not") {
       int line = next().line;
       auto e = make_expr(Expr::Kind::Not, line);
@@ -514,6 +531,7 @@ class Parser {
     return left;
   }
   ExprPtr parse_unary(bool with_filter) {
+    const NestingGuard guard(*this);
     ExprPtr node;
     if (peek_op("-") || peek_op("+")) {
       const Token t = next();
@@ -794,6 +812,7 @@ class Parser {
   std::vector<Token>* tokens_ = nullptr;
   size_t cursor_ = 0;
   int tag_line_ = 0;
+  int nesting_ = 0;  // NestingGuard
   Token end_token_{Token::Type::End, "end of tag", 0, 0, 0};
 };
 
