@@ -224,12 +224,13 @@ TEST(Interleave, ManyMixesLayoutsAndTypes) {
 INSTANTIATE_TEST_SUITE_P(Types, InterleaveTest, ::testing::Values(GgmlType::Q4_0, GgmlType::Q8_0),
                          [](const auto& info) { return std::string(ggml_type_name(info.param)); });
 
-// Q4_K is interleaved per super-block (interleave.h): every row reads back byte for byte, in the
+namespace {
+
+// Every row of a K-quant matrix of nb super-blocks per row reads back byte for byte, in the
 // file's layout and as floats.
-TEST(InterleaveQ4K, EveryRowReadsBackUnchanged) {
-  const GgmlType type = GgmlType::Q4_K;
-  const int64_t rows = 48, cols = kQKK * 3;
-  auto plain = make_weights(type, rows, cols, 2);
+void check_kquant_read_back(GgmlType type, int64_t nb, uint32_t seed) {
+  const int64_t rows = 48, cols = kQKK * nb;
+  auto plain = make_weights(type, rows, cols, seed);
   auto m = interleaved(type, plain, rows, cols);
   EXPECT_NE(0, std::memcmp(plain.data(), m.bytes.data(), plain.size()));
   const size_t rb = type_row_bytes(type, cols);
@@ -237,27 +238,25 @@ TEST(InterleaveQ4K, EveryRowReadsBackUnchanged) {
   std::vector<float> want(cols), got(cols);
   for (int64_t r = 0; r < rows; ++r) {
     interleaved_row_bytes(type, m.bytes.data(), cols, r, row.data());
-    ASSERT_EQ(0, std::memcmp(row.data(), plain.data() + r * rb, rb)) << "row " << r;
+    ASSERT_EQ(0, std::memcmp(row.data(), plain.data() + r * rb, rb)) << "super-blocks " << nb << " row " << r;
     dequantize_row(type, plain.data() + r * rb, want.data(), cols);
     dequantize_weight_row(m.view, r, got.data());
-    ASSERT_EQ(0, std::memcmp(want.data(), got.data(), cols * 4)) << "row " << r;
+    ASSERT_EQ(0, std::memcmp(want.data(), got.data(), cols * 4)) << "super-blocks " << nb << " row " << r;
   }
 }
 
-// The interleaved Q4_K arithmetic is the plain layout's (exact integers per super-block, then
-// the same float expression), so every ISA's interleaved kernel must give the plain reference's
-// bits: for token counts that hit every tile (8, 7 .. 1 tokens, decode), super-block counts of
-// the target models' rows (8: 2048 columns, 22: 5632), 1 or 2 threads.
-TEST(InterleaveQ4K, EveryIsaBitIdenticalToPlainReference) {
-  const GgmlType type = GgmlType::Q4_K;
+// Every ISA's interleaved K-quant kernel gives the plain scalar reference's bits: token counts
+// that hit every tile (8, 7 .. 1 tokens, decode), super-block counts odd and even, as in the
+// target models' rows (8: 2048 columns, 22: 5632), 1 or 2 threads.
+void check_kquant_bit_identity(GgmlType type, uint32_t weight_seed, uint32_t activation_seed) {
   ThreadPool one(1), two(2);
   for (int64_t nb : {1, 3, 8, 22}) {
     const int64_t cols = nb * kQKK;
     for (int64_t rows : {16, 48, 256}) {
-      auto plain = make_weights(type, rows, cols, uint32_t(31 + nb + rows));
+      auto plain = make_weights(type, rows, cols, uint32_t(weight_seed + nb + rows));
       auto m = interleaved(type, plain, rows, cols);
       for (int64_t n_tok : {1, 2, 3, 7, 8, 9, 17}) {
-        auto x = gaussian(static_cast<size_t>(n_tok * cols), uint32_t(5 + n_tok));
+        auto x = gaussian(static_cast<size_t>(n_tok * cols), uint32_t(activation_seed + n_tok));
         std::vector<float> want(n_tok * rows), got(n_tok * rows);
         matmul(scalar_kernel_table(), plain_view(type, plain, rows, cols), x.data(), want.data(), n_tok, one);
         for (Isa isa : available_isas())
@@ -272,6 +271,18 @@ TEST(InterleaveQ4K, EveryIsaBitIdenticalToPlainReference) {
     }
   }
 }
+
+}  // namespace
+
+// Q4_K is interleaved per super-block (interleave.h): every row reads back byte for byte, in the
+// file's layout and as floats.
+TEST(InterleaveQ4K, EveryRowReadsBackUnchanged) { check_kquant_read_back(GgmlType::Q4_K, 3, 2); }
+
+// The interleaved Q4_K arithmetic is the plain layout's (exact integers per super-block, then
+// the same float expression), so every ISA's interleaved kernel must give the plain reference's
+// bits: for token counts that hit every tile (8, 7 .. 1 tokens, decode), super-block counts of
+// the target models' rows (8: 2048 columns, 22: 5632), 1 or 2 threads.
+TEST(InterleaveQ4K, EveryIsaBitIdenticalToPlainReference) { check_kquant_bit_identity(GgmlType::Q4_K, 31, 5); }
 
 // The largest integers the kernel can meet: every nibble 15, every scale and min 63, every
 // activation ±127 (and mixed signs), where a sign or width slip in the integer path would show.
@@ -382,8 +393,9 @@ void check_ggml_order(GgmlType type) {
             ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
                 << isa_name(isa) << " blocks " << nb << " rows " << rows << " tokens " << n_tok << " threads " << pool->size();
             matmul(*kernels_for(isa), plain_view(type, plain, rows, cols), x.data(), got.data(), n_tok, *pool);
-            if (isa != Isa::Scalar)  // the scalar plain tile sums left to right, not in ggml's lanes
+            if (isa != Isa::Scalar) {  // the scalar plain tile sums left to right, not in ggml's lanes
               ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4)) << "plain " << isa_name(isa);
+            }
           }
       }
       std::vector<float> a(cols), b(cols);
@@ -408,23 +420,7 @@ TEST(InterleaveGgmlOrder, Q4_1BitIdenticalToThePlainSimdTiles) { check_ggml_orde
 // (interleave.h): every row reads back byte for byte, in the file's layout and as floats, for odd
 // and even super-block counts.
 TEST(InterleaveQ6K, EveryRowReadsBackUnchanged) {
-  const GgmlType type = GgmlType::Q6_K;
-  for (int64_t nb : {1, 2, 3}) {
-    const int64_t rows = 48, cols = kQKK * nb;
-    auto plain = make_weights(type, rows, cols, uint32_t(2 + nb));
-    auto m = interleaved(type, plain, rows, cols);
-    EXPECT_NE(0, std::memcmp(plain.data(), m.bytes.data(), plain.size()));
-    const size_t rb = type_row_bytes(type, cols);
-    std::vector<uint8_t> row(rb);
-    std::vector<float> want(cols), got(cols);
-    for (int64_t r = 0; r < rows; ++r) {
-      interleaved_row_bytes(type, m.bytes.data(), cols, r, row.data());
-      ASSERT_EQ(0, std::memcmp(row.data(), plain.data() + r * rb, rb)) << "super-blocks " << nb << " row " << r;
-      dequantize_row(type, plain.data() + r * rb, want.data(), cols);
-      dequantize_weight_row(m.view, r, got.data());
-      ASSERT_EQ(0, std::memcmp(want.data(), got.data(), cols * 4)) << "super-blocks " << nb << " row " << r;
-    }
-  }
+  for (int64_t nb : {1, 2, 3}) check_kquant_read_back(GgmlType::Q6_K, nb, uint32_t(2 + nb));
 }
 
 // The interleaved Q6_K arithmetic is the plain layout's (an exact integer per super-block, then
@@ -432,30 +428,7 @@ TEST(InterleaveQ6K, EveryRowReadsBackUnchanged) {
 // bits: for token counts that hit every tile (8, 7 .. 1 tokens, decode), super-block counts odd
 // and even, as in the target models' rows (8: 2048 columns, 22: 5632), 1 or 2 threads. The
 // random bytes of make_weights give every 6-bit value and int8 scale, -128 included.
-TEST(InterleaveQ6K, EveryIsaBitIdenticalToPlainReference) {
-  const GgmlType type = GgmlType::Q6_K;
-  ThreadPool one(1), two(2);
-  for (int64_t nb : {1, 3, 8, 22}) {
-    const int64_t cols = nb * kQKK;
-    for (int64_t rows : {16, 48, 256}) {
-      auto plain = make_weights(type, rows, cols, uint32_t(61 + nb + rows));
-      auto m = interleaved(type, plain, rows, cols);
-      for (int64_t n_tok : {1, 2, 3, 7, 8, 9, 17}) {
-        auto x = gaussian(static_cast<size_t>(n_tok * cols), uint32_t(9 + n_tok));
-        std::vector<float> want(n_tok * rows), got(n_tok * rows);
-        matmul(scalar_kernel_table(), plain_view(type, plain, rows, cols), x.data(), want.data(), n_tok, one);
-        for (Isa isa : available_isas())
-          for (ThreadPool* pool : {&one, &two}) {
-            std::fill(got.begin(), got.end(), -1.0f);
-            matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, *pool);
-            ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
-                << isa_name(isa) << " super-blocks " << nb << " rows " << rows << " tokens " << n_tok << " threads "
-                << pool->size();
-          }
-      }
-    }
-  }
-}
+TEST(InterleaveQ6K, EveryIsaBitIdenticalToPlainReference) { check_kquant_bit_identity(GgmlType::Q6_K, 61, 9); }
 
 // The largest integers the kernel can meet: every 6-bit value 0 (q − 32 = −32) or 63 (31), the
 // scales 127, −128 and −127 (in turn by sub-block, shifted by one on each row), every

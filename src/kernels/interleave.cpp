@@ -47,11 +47,21 @@ void for_each_q6_k_piece(int64_t b, int i, Fn fn) {
   fn(q6_kx_d(b) + 2 * i, offsetof(BlockQ6_K, d), 2);
 }
 
+bool is_kquant(GgmlType type) { return type == GgmlType::Q4_K || type == GgmlType::Q6_K; }
+
+// The pieces of row i's super-block b of a K-quant type, and the bytes of 16 rows' super-blocks.
+template <typename Fn>
+void for_each_kquant_piece(GgmlType type, int64_t b, int i, Fn fn) {
+  if (type == GgmlType::Q4_K) for_each_q4_k_piece(i, fn);
+  else for_each_q6_k_piece(b, i, fn);
+}
+int64_t kquant_group_block_bytes(GgmlType type) { return type == GgmlType::Q4_K ? kQ4KxBytes : kQ6KxBytes; }
+
 }  // namespace
 
 bool can_interleave(GgmlType type, int64_t rows, int64_t cols) {
   if (rows <= 0 || rows % kInterleaveRows != 0 || cols <= 0) return false;
-  if (type == GgmlType::Q4_K || type == GgmlType::Q6_K) return cols % kQKK == 0;
+  if (is_kquant(type)) return cols % kQKK == 0;
   return quant_bytes(type) > 0 && cols % kQK == 0;
 }
 
@@ -60,28 +70,16 @@ void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, in
   if (!can_interleave(type, rows, cols))
     fail("interleave_rows", "a {}×{} {} matrix: the type must be Q4_0, Q8_0, Q4_K or Q6_K, rows a multiple of {} and columns of the block size",
          rows, cols, ggml_type_name(type), kInterleaveRows);
-  if (type == GgmlType::Q4_K) {
-    const int64_t nb = cols / kQKK;
+  if (is_kquant(type)) {
+    const int64_t nb = cols / kQKK, group_block = kquant_group_block_bytes(type);
+    const size_t block = type_block_bytes(type);
     for (int64_t g = 0; g < rows / kInterleaveRows; ++g)
       for (int i = 0; i < kInterleaveRows; ++i) {
         const uint8_t* row = src + (g * kInterleaveRows + i) * src_row_bytes;
         for (int64_t b = 0; b < nb; ++b) {
-          uint8_t* to = dst + (g * nb + b) * kQ4KxBytes;
-          const uint8_t* from = row + b * sizeof(BlockQ4_K);
-          for_each_q4_k_piece(i, [&](int64_t to_off, size_t from_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
-        }
-      }
-    return;
-  }
-  if (type == GgmlType::Q6_K) {
-    const int64_t nb = cols / kQKK;
-    for (int64_t g = 0; g < rows / kInterleaveRows; ++g)
-      for (int i = 0; i < kInterleaveRows; ++i) {
-        const uint8_t* row = src + (g * kInterleaveRows + i) * src_row_bytes;
-        for (int64_t b = 0; b < nb; ++b) {
-          uint8_t* to = dst + (g * nb + b) * kQ6KxBytes;
-          const uint8_t* from = row + b * sizeof(BlockQ6_K);
-          for_each_q6_k_piece(b, i, [&](int64_t to_off, size_t from_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
+          uint8_t* to = dst + (g * nb + b) * group_block;
+          const uint8_t* from = row + b * block;
+          for_each_kquant_piece(type, b, i, [&](int64_t to_off, size_t from_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
         }
       }
     return;
@@ -108,21 +106,13 @@ void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, in
 void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t cols, int64_t r, uint8_t* out) {
   const int64_t g = r / kInterleaveRows;
   const int i = static_cast<int>(r % kInterleaveRows);
-  if (type == GgmlType::Q4_K) {
-    const int64_t nb = cols / kQKK;
+  if (is_kquant(type)) {
+    const int64_t nb = cols / kQKK, group_block = kquant_group_block_bytes(type);
+    const size_t block = type_block_bytes(type);
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* from = data + (g * nb + b) * kQ4KxBytes;
-      uint8_t* to = out + b * sizeof(BlockQ4_K);
-      for_each_q4_k_piece(i, [&](int64_t from_off, size_t to_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
-    }
-    return;
-  }
-  if (type == GgmlType::Q6_K) {
-    const int64_t nb = cols / kQKK;
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* from = data + (g * nb + b) * kQ6KxBytes;
-      uint8_t* to = out + b * sizeof(BlockQ6_K);
-      for_each_q6_k_piece(b, i, [&](int64_t from_off, size_t to_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
+      const uint8_t* from = data + (g * nb + b) * group_block;
+      uint8_t* to = out + b * block;
+      for_each_kquant_piece(type, b, i, [&](int64_t from_off, size_t to_off, size_t n) { std::memcpy(to + to_off, from + from_off, n); });
     }
     return;
   }
