@@ -69,6 +69,43 @@ TEST_P(InterleaveTest, EveryRowReadsBackUnchanged) {
   EXPECT_THROW(dequantize_weight_row(m.view, rows, got.data()), Error);
 }
 
+// The documented byte positions (interleave.h): four groups' blocks together in memory order,
+// headers before quants; the last tile of 80 rows holds one group. Each header field and quant
+// byte of the plain matrix names its row, block and position, so a byte in the wrong place shows.
+TEST(Interleave, TilesLieInDecodeOrder) {
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_1}) {
+    const int64_t rows = 80, nb = 2, cols = nb * kQK;
+    const int64_t hb = type == GgmlType::Q4_1 ? 4 : 2, qb = type == GgmlType::Q4_1 ? 16 : 32, block = hb + qb;
+    const int64_t H = 16 * hb, Q = 16 * qb;  // per group and block
+    std::vector<uint8_t> plain(rows * nb * block);
+    auto at = [&](int64_t r, int64_t b, int64_t k) { return static_cast<uint8_t>(r * 7 + b * 3 + k * 11); };
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t k = 0; k < block; ++k) plain[(r * nb + b) * block + k] = at(r, b, k);
+    auto m = interleaved(type, plain, rows, cols);
+    for (int64_t g = 0; g < 5; ++g)
+      for (int64_t j = 0; j < 16; ++j)
+        for (int64_t b = 0; b < nb; ++b) {
+          const int64_t r = 16 * g + j;
+          // Tile 0: groups 0-3, block b at 4·(H+Q)·b; tile 1 (group 4 alone) at 64 rows' bytes.
+          const int64_t G = g < 4 ? 4 : 1, i = g % 4, tile = g < 4 ? 0 : 64 * nb * block;
+          const int64_t blk = tile + b * G * (H + Q);
+          for (int64_t f = 0; f < hb / 2; ++f)
+            for (int k = 0; k < 2; ++k)
+              ASSERT_EQ(m.bytes[blk + i * H + f * 32 + 2 * j + k], at(r, b, 2 * f + k)) << ggml_type_name(type) << " row " << r;
+          for (int64_t s = 0; s < qb / 4; ++s)
+            for (int k = 0; k < 4; ++k)
+              ASSERT_EQ(m.bytes[blk + G * H + i * Q + 64 * s + 4 * j + k], at(r, b, hb + 4 * s + k))
+                  << ggml_type_name(type) << " row " << r << " block " << b << " step " << s;
+        }
+    const BlockTiles t = block_tiles(type, rows, cols);
+    EXPECT_EQ(t.tiles(), 2);
+    EXPECT_EQ(t.tile_groups(1), 1);
+    EXPECT_EQ(t.quants(0, 2), 4 * H + 2 * Q);
+    EXPECT_EQ(t.header(1, 0), 64 * nb * block);
+  }
+}
+
 TEST(Interleave, RejectsShapesAndTypesItCannotHold) {
   EXPECT_TRUE(can_interleave(GgmlType::Q4_0, 16, 32));
   EXPECT_TRUE(can_interleave(GgmlType::Q8_0, 16, 32));
@@ -134,7 +171,7 @@ TEST_P(InterleaveTest, EveryIsaBitIdenticalToReference) {
   ThreadPool one(1), two(2);
   for (int64_t nb : {1, 3, 18, 64}) {
     const int64_t cols = nb * kQK;
-    for (int64_t rows : {16, 48, 80, 256}) {
+    for (int64_t rows : {16, 48, 80, 96, 112, 256}) {  // tiles of 1, 3, 4+1, 4+2, 4+3, 4·4 groups
       auto plain = make_weights(type, rows, cols, uint32_t(7 + nb + rows));
       auto m = interleaved(type, plain, rows, cols);
       for (int64_t n_tok : {1, 2, 3, 7, 8, 9, 17}) {
@@ -237,7 +274,7 @@ void check_kquant_read_back(GgmlType type, int64_t nb, uint32_t seed) {
   std::vector<uint8_t> row(rb);
   std::vector<float> want(cols), got(cols);
   for (int64_t r = 0; r < rows; ++r) {
-    interleaved_row_bytes(type, m.bytes.data(), cols, r, row.data());
+    interleaved_row_bytes(type, m.bytes.data(), rows, cols, r, row.data());
     ASSERT_EQ(0, std::memcmp(row.data(), plain.data() + r * rb, rb)) << "super-blocks " << nb << " row " << r;
     dequantize_row(type, plain.data() + r * rb, want.data(), cols);
     dequantize_weight_row(m.view, r, got.data());
@@ -372,7 +409,7 @@ void check_ggml_order(GgmlType type) {
   const KernelTable* avx2 = kernels_for(Isa::Avx2);
   for (int64_t nb : {1, 3, 18, 64}) {
     const int64_t cols = nb * kQK;
-    for (int64_t rows : {16, 48, 80}) {
+    for (int64_t rows : {16, 48, 80, 96, 112, 320}) {  // tiles of 1, 3, 4+1, 4+2, 4+3 groups; 5 tiles
       std::vector<uint8_t> plain = make_weights(type, rows, cols, uint32_t(51 + nb + rows));
       if (type == GgmlType::Q8_0)  // -128 bytes too: a file may hold them, and the offset must not overflow
         for (size_t off = 0; off < plain.size(); off += 97) plain[off] = off % sizeof(BlockQ8_0) < 2 ? plain[off] : 0x80;
@@ -405,7 +442,7 @@ void check_ggml_order(GgmlType type) {
       const size_t rb = type_row_bytes(type, cols);
       std::vector<uint8_t> row(rb);
       for (int64_t r = 0; r < rows; ++r) {  // the layout moves bytes and changes none
-        interleaved_row_bytes(type, m.bytes.data(), cols, r, row.data());
+        interleaved_row_bytes(type, m.bytes.data(), rows, cols, r, row.data());
         ASSERT_EQ(0, std::memcmp(row.data(), plain.data() + r * rb, rb)) << "row " << r;
       }
     }

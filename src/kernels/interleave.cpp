@@ -1,6 +1,7 @@
-// The interleaved layouts of Q4_0, Q8_0, Q4_K and Q6_K weights (interleave.h): building them
-// from a file's rows and reading a row back. Q4_0 and Q8_0 are a 2-byte fp16 scale followed by
-// the quant bytes; Q4_K and Q6_K are interleaved per super-block.
+// The interleaved layouts of Q4_0, Q4_1, Q8_0, Q4_K and Q6_K weights (interleave.h): building
+// them from a file's rows and reading a row back. Q4_0, Q4_1 and Q8_0 are fp16 header fields
+// followed by the quant bytes, laid in tiles of four groups; Q4_K and Q6_K are interleaved per
+// super-block, group by group.
 #include "kernels/interleave.h"
 
 #include <cstddef>
@@ -57,7 +58,34 @@ void for_each_kquant_piece(GgmlType type, int64_t b, int i, Fn fn) {
 }
 int64_t kquant_group_block_bytes(GgmlType type) { return type == GgmlType::Q4_K ? kQ4KxBytes : kQ6KxBytes; }
 
+// Calls fn(row, offset in the row, offset in the interleaved matrix, length) for every piece of
+// rows [r0, r1) of a Q4_0, Q4_1 or Q8_0 matrix (interleave.h): each header field of a block
+// (2 bytes) and each 4 quant bytes.
+template <typename Fn>
+void for_each_block_piece(GgmlType type, int64_t rows, int64_t cols, int64_t r0, int64_t r1, Fn fn) {
+  const BlockTiles tiles = block_tiles(type, rows, cols);
+  const int64_t hb = static_cast<int64_t>(header_bytes(type)), qb = static_cast<int64_t>(quant_bytes(type));
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t g = r / kInterleaveRows, t = g / kTileGroups, i = g % kTileGroups, j = r % kInterleaveRows;
+    const int64_t header = tiles.header(t, i), quants = tiles.quants(t, i), stride = tiles.tile_block_bytes(t);
+    for (int64_t b = 0; b < tiles.blocks; ++b) {
+      const int64_t block = b * (hb + qb);  // in the row
+      for (int64_t f = 0; f < hb / 2; ++f)  // d (and m): each field's 16 rows side by side
+        fn(r, block + 2 * f, header + b * stride + f * kInterleaveRows * 2 + j * 2, 2);
+      for (int64_t s = 0; s < qb / 4; ++s) fn(r, block + hb + 4 * s, quants + b * stride + s * kInterleaveStepBytes + j * 4, 4);
+    }
+  }
+}
+
 }  // namespace
+
+BlockTiles block_tiles(GgmlType type, int64_t rows, int64_t cols) {
+  return {.groups = rows / kInterleaveRows, .blocks = cols / kQK,
+          .header_bytes = kInterleaveRows * static_cast<int64_t>(header_bytes(type)),
+          .quant_bytes = kInterleaveRows * static_cast<int64_t>(quant_bytes(type))};
+}
+
+int64_t interleaved_share_rows(GgmlType type) { return is_kquant(type) ? kInterleaveRows : kTileRows; }
 
 bool can_interleave(GgmlType type, int64_t rows, int64_t cols) {
   if (rows <= 0 || rows % kInterleaveRows != 0 || cols <= 0) return false;
@@ -68,7 +96,7 @@ bool can_interleave(GgmlType type, int64_t rows, int64_t cols) {
 void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, int64_t rows, int64_t cols,
                      uint8_t* dst) {
   if (!can_interleave(type, rows, cols))
-    fail("interleave_rows", "a {}×{} {} matrix: the type must be Q4_0, Q8_0, Q4_K or Q6_K, rows a multiple of {} and columns of the block size",
+    fail("interleave_rows", "a {}×{} {} matrix: the type must be Q4_0, Q4_1, Q8_0, Q4_K or Q6_K, rows a multiple of {} and columns of the block size",
          rows, cols, ggml_type_name(type), kInterleaveRows);
   if (is_kquant(type)) {
     const int64_t nb = cols / kQKK, group_block = kquant_group_block_bytes(type);
@@ -84,26 +112,12 @@ void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, in
       }
     return;
   }
-  const int64_t nb = cols / kQK;
-  const size_t qb = quant_bytes(type), hb = header_bytes(type), block_bytes = hb + qb;
-  const size_t group_bytes = kInterleaveRows * nb * block_bytes;
-  for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
-    uint8_t* scales = dst + g * group_bytes;
-    uint8_t* quants = scales + nb * kInterleaveRows * hb;
-    for (int i = 0; i < kInterleaveRows; ++i) {
-      const uint8_t* row = src + (g * kInterleaveRows + i) * src_row_bytes;
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* block = row + b * block_bytes;
-        for (size_t f = 0; f < hb / 2; ++f)  // d (and m): each field's 16 rows side by side
-          std::memcpy(scales + b * kInterleaveRows * hb + f * kInterleaveRows * 2 + i * 2, block + 2 * f, 2);
-        for (size_t s = 0; s < qb / 4; ++s)
-          std::memcpy(quants + b * kInterleaveRows * qb + s * kInterleaveStepBytes + i * 4, block + hb + 4 * s, 4);
-      }
-    }
-  }
+  for_each_block_piece(type, rows, cols, 0, rows, [&](int64_t r, int64_t from_off, int64_t to_off, size_t n) {
+    std::memcpy(dst + to_off, src + r * src_row_bytes + from_off, n);
+  });
 }
 
-void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t cols, int64_t r, uint8_t* out) {
+void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t rows, int64_t cols, int64_t r, uint8_t* out) {
   const int64_t g = r / kInterleaveRows;
   const int i = static_cast<int>(r % kInterleaveRows);
   if (is_kquant(type)) {
@@ -116,24 +130,16 @@ void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t cols, int
     }
     return;
   }
-  const size_t qb = quant_bytes(type);
-  if (qb == 0) fail("interleaved_row_bytes", "type {} has no interleaved layout", ggml_type_name(type));
-  const int64_t nb = cols / kQK;
-  const size_t hb = header_bytes(type);
-  const uint8_t* scales = data + g * kInterleaveRows * nb * (hb + qb);
-  const uint8_t* quants = scales + nb * kInterleaveRows * hb;
-  for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* block = out + b * (hb + qb);
-    for (size_t f = 0; f < hb / 2; ++f)
-      std::memcpy(block + 2 * f, scales + b * kInterleaveRows * hb + f * kInterleaveRows * 2 + i * 2, 2);
-    for (size_t s = 0; s < qb / 4; ++s) std::memcpy(block + hb + 4 * s, quants + b * kInterleaveRows * qb + s * kInterleaveStepBytes + i * 4, 4);
-  }
+  if (quant_bytes(type) == 0) fail("interleaved_row_bytes", "type {} has no interleaved layout", ggml_type_name(type));
+  for_each_block_piece(type, rows, cols, r, r + 1, [&](int64_t, int64_t row_off, int64_t tiled_off, size_t n) {
+    std::memcpy(out + row_off, data + tiled_off, n);
+  });
 }
 
-void dequantize_interleaved_row(GgmlType type, const uint8_t* data, int64_t cols, int64_t r, float* out) {
+void dequantize_interleaved_row(GgmlType type, const uint8_t* data, int64_t rows, int64_t cols, int64_t r, float* out) {
   thread_local std::vector<uint8_t> row;  // the embedding lookup calls this per token: no allocation
   row.resize(type_row_bytes(type, cols));
-  interleaved_row_bytes(type, data, cols, r, row.data());
+  interleaved_row_bytes(type, data, rows, cols, r, row.data());
   dequantize_row(type, row.data(), out, cols);
 }
 

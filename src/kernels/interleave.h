@@ -4,19 +4,27 @@
 // In a GGUF file a row is a run of blocks (fp16 scale, then 16 bytes of nibbles for Q4_0 or 32
 // int8 for Q8_0), so a kernel that wants one output per vector lane must gather 16 rows' scales
 // and quants from 16 places, and block loads are unaligned. Interleaved, the 16 rows of a group
-// lie together:
+// lie together, and the blocks of four consecutive groups (a tile of 64 rows) lie in the order
+// decode reads them:
 //
-//   group g (rows 16g .. 16g+15), nb = cols/32 blocks, 16 × row_bytes bytes in all, as before:
-//     [scales: nb × 16 fp16]          block b's 16 row scales at 32·b
-//     [quants: nb × 16·Q bytes]       Q = 16 (Q4_0) or 32 (Q8_0) quant bytes per block and row;
-//                                     block b is Q/4 steps of 64 bytes: step s = for row
-//                                     i = 0..15 the row's quant bytes 4s .. 4s+3
+//   tile t (groups 4t .. 4t+G-1, G = 4 except possibly the last tile: rows 64t .. 64t+16G-1),
+//   starting where its first row started, nb = cols/32 blocks; block b of the tile at
+//   b·G·(H + Q) from the tile's start:
+//     [G × H header bytes]        group i's 16 row scales (H = 32: 16 fp16) at H·i
+//     [G × Q quant bytes]         group i's quants at G·H + Q·i, Q = 16·16 (Q4_0) or 16·32
+//                                 (Q8_0): Q/64 steps of 64 bytes, step s = for row j = 0..15
+//                                 the row's quant bytes 4s .. 4s+3
 //
 // so one 64-byte load gives each of the 16 lanes four bytes of its own row. Step s pairs with
 // activation elements 4s..4s+3 (Q8_0: byte k is element k), and for Q4_0 also 16+4s..16+4s+3
 // (byte k holds element k in its low nibble, k+16 in its high one). One vpdpbusd per operand
-// adds four products to every lane. The size is unchanged, a group starts where its first row
-// started, and every step is 64-byte aligned when the buffer is and nb is even.
+// adds four products to every lane. The size is unchanged, and in a whole tile every header run
+// and step is 64-byte aligned when the buffer is. Decode multiplies a tile's four groups at once
+// and so reads the matrix front to back in one stream: with each group's scales and quants in
+// runs of their own (eight streams for four groups), one core read 16-20 GB/s of Q8_0 where the
+// same work on one stream reads 26-30 (a throwaway probe of both orders on 139 MB, 2 MiB pages,
+// this machine; bench_kernels shows the kernels'). A row range that starts at a multiple of 64
+// rows is itself a matrix in this layout, which is how the matmul driver hands out work.
 //
 // The arithmetic of an interleaved matmul (ref::mm_q4_0x16 / ref::mm_q8_0x16 define it; every
 // ISA gives their bits): per (row, token) and block b in order, the exact integer dot product
@@ -25,9 +33,8 @@
 // output instead of the AVX2 vec_dot's eight-lane chain, so a result differs from the plain
 // layout's by float rounding only (tests/test_interleave.cpp bounds it).
 //
-// Q4_1 (fp16 d and m, then Q4_0's 16 bytes of nibbles) lies the same way, except that a block's
-// header holds the 16 rows' d and then their 16 m (64 bytes), so its quants start at nb·64. It
-// exists only in WeightLayout::Interleaved16Ggml (kernels.h): multiplied in ggml's vec_dot order,
+// Q4_1 (fp16 d and m, then Q4_0's 16 bytes of nibbles) lies the same way, except that a group's
+// block header holds its 16 rows' d and then their 16 m (H = 64). It exists only in WeightLayout::Interleaved16Ggml (kernels.h): multiplied in ggml's vec_dot order,
 // the plain Q4_1 tiles' bits (SmolLM2's weights stay bit-identical to llama.cpp's).
 //
 // Q4_K (256-element super-blocks of 144 bytes: fp16 d and dmin, 12 bytes of 6-bit sub-block
@@ -76,11 +83,31 @@ namespace billion::kernels {
 constexpr int kInterleaveRows = 16;
 constexpr int64_t kInterleaveStepBytes = 64;  // one load: 4 quant bytes of each of the 16 rows
 
-// A group starts with its scales (16 fp16 per block); its quants start this many bytes later.
-constexpr int64_t interleaved_quants_offset(int64_t nb) { return nb * kInterleaveRows * 2; }
+constexpr int64_t kTileGroups = 4;  // Q4_0, Q4_1, Q8_0: groups whose blocks lie together
+constexpr int64_t kTileRows = kTileGroups * kInterleaveRows;
 
-// Q4_1: a group's block headers (16 d, then 16 m) come first; its quants start this much later.
-constexpr int64_t q4_1_quants_offset(int64_t nb) { return nb * kInterleaveRows * 4; }
+// Where the blocks of Q4_0, Q4_1 and Q8_0 lie in their interleaved layout (the tiles above), for
+// a matrix of `groups` 16-row groups and `blocks` blocks per row; offsets from its start.
+struct BlockTiles {
+  int64_t groups = 0, blocks = 0;
+  int64_t header_bytes = 0;  // per group and block: 16 fp16 d (32), or 16 d then 16 m (64)
+  int64_t quant_bytes = 0;   // per group and block: 16 rows' quants
+
+  int64_t tiles() const { return (groups + kTileGroups - 1) / kTileGroups; }
+  int64_t tile_groups(int64_t t) const { return groups - t * kTileGroups < kTileGroups ? groups - t * kTileGroups : kTileGroups; }
+  int64_t tile_start(int64_t t) const { return t * kTileGroups * blocks * (header_bytes + quant_bytes); }
+  // Bytes from block b of a tile to block b+1: its groups' headers and quants.
+  int64_t tile_block_bytes(int64_t t) const { return tile_groups(t) * (header_bytes + quant_bytes); }
+  // Group i of tile t, block 0: its header and its quants (add b·tile_block_bytes(t) for block b).
+  int64_t header(int64_t t, int64_t i) const { return tile_start(t) + i * header_bytes; }
+  int64_t quants(int64_t t, int64_t i) const { return tile_start(t) + tile_groups(t) * header_bytes + i * quant_bytes; }
+};
+// The tiles of a rows × cols matrix of type Q4_0, Q4_1 or Q8_0 (rows a multiple of 16).
+BlockTiles block_tiles(GgmlType type, int64_t rows, int64_t cols);
+
+// Rows a share of an interleaved matrix must start at (a multiple of) so that it is a matrix in
+// the same layout: a tile of 64 rows for Q4_0, Q4_1 and Q8_0, a group of 16 for the K-quants.
+int64_t interleaved_share_rows(GgmlType type);
 
 // Offsets within an interleaved Q4_K super-block of 16 rows (the diagram above).
 constexpr int64_t kQ4KxBytes = kInterleaveRows * 144;  // 16 rows' super-blocks
@@ -109,11 +136,12 @@ bool can_interleave(GgmlType type, int64_t rows, int64_t cols);
 void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, int64_t rows, int64_t cols,
                      uint8_t* dst);
 
-// Row r of an interleaved matrix back in the file's layout: out [type_row_bytes(type, cols)].
-void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t cols, int64_t r, uint8_t* out);
+// Row r of an interleaved rows × cols matrix back in the file's layout:
+// out [type_row_bytes(type, cols)].
+void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t rows, int64_t cols, int64_t r, uint8_t* out);
 
 // Row r of an interleaved matrix back as floats: out [cols], the values dequantize_row gives
 // for the original row (the layout moves bytes, it changes none).
-void dequantize_interleaved_row(GgmlType type, const uint8_t* data, int64_t cols, int64_t r, float* out);
+void dequantize_interleaved_row(GgmlType type, const uint8_t* data, int64_t rows, int64_t cols, int64_t r, float* out);
 
 }  // namespace billion::kernels

@@ -66,8 +66,8 @@ constexpr size_t kActChunkBytes = 192 * 1024;
 // shared machine one thread is often descheduled or slowed by another process, and with a
 // static split the other thread then idles at the end of every matmul (perf showed ~24 % of
 // decode time spinning in the pool). About 16 chunks per thread balance that at the cost of one
-// atomic add per chunk. A chunk is a multiple of the 4-row tile (16 rows, a whole group, for an
-// interleaved matrix) and at most 256 rows, so for
+// atomic add per chunk. A chunk is a multiple of the 4-row tile (of 64 or 16 rows, whole groups
+// starting where the layout lets a share start, for an interleaved matrix) and at most 256 rows, so for
 // prefill its weights (≤ 256 × 5632 Q8_0 = 1.5 MB, usually far less) are reused from cache by
 // every token chunk. Which thread computes a row never changes its value: every (row, token)
 // goes through the same arithmetic in any tile, so results stay identical for any thread count.
@@ -99,10 +99,11 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
   for (const WeightView& w : ws) {
     const TypeKernel tk = kernel_for(k, w);
     if (!tk.fn) fail("matmul", "weight type {} is not supported", ggml_type_name(w.type));
-    // A chunk must hold whole tiles: 4 rows, or a whole 16-row group of an interleaved matrix.
-    const int64_t tile_rows = is_interleaved(w.layout) ? kInterleaveRows : 4;
-    if (w.rows % tile_rows != 0 && w.layout != WeightLayout::Rows)
-      fail("matmul", "an interleaved weight of {} rows: not a multiple of {}", w.rows, tile_rows);
+    // A chunk must hold whole tiles: 4 rows, or for an interleaved matrix a whole 16-row group
+    // starting where a share of its layout may (interleave.h: 64 rows for Q4_0/Q4_1/Q8_0).
+    const int64_t tile_rows = is_interleaved(w.layout) ? interleaved_share_rows(w.type) : 4;
+    if (is_interleaved(w.layout) && w.rows % kInterleaveRows != 0)
+      fail("matmul", "an interleaved weight of {} rows: not a multiple of {}", w.rows, kInterleaveRows);
     const int be = type_block_elements(w.type);
     if (w.cols % be != 0)
       fail("matmul", "{} weight with {} columns: not a multiple of the block size {}", ggml_type_name(w.type), w.cols, be);
@@ -182,7 +183,7 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
 
 void dequantize_weight_row(const WeightView& w, int64_t r, float* out) {
   if (r < 0 || r >= w.rows) fail("dequantize_weight_row", "row {} of a matrix of {} rows", r, w.rows);
-  if (is_interleaved(w.layout)) dequantize_interleaved_row(w.type, static_cast<const uint8_t*>(w.data), w.cols, r, out);
+  if (is_interleaved(w.layout)) dequantize_interleaved_row(w.type, static_cast<const uint8_t*>(w.data), w.rows, w.cols, r, out);
   else dequantize_row(w.type, w.row(r), out, w.cols);
 }
 

@@ -7,8 +7,9 @@
 // fma(float(isum), d_w·d_a, acc) per block in order: bit-identical to ref::mm_q4_0x16 /
 // mm_q8_0x16, as the AVX-512 tiles are.
 //
-// Tiles (16 YMM registers): decode, one group (two halves of 8 rows) × one token; prefill, one
-// half (8 rows) × 4 tokens with the half's 8 weight operands in registers.
+// Tiles (16 YMM registers): decode, a layout tile (up to four groups, two halves of 8 rows each)
+// × one token, in memory order; prefill, one half (8 rows) × 4 tokens with the half's 8 weight
+// operands in registers.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -34,6 +35,7 @@ BILLION_ALWAYS_INLINE __m256i broadcast4(const int8_t* p) {
 // The 8 weight operands of one half (h = 0: rows 0-7, 1: rows 8-15) of a block; operand k pairs
 // with activation bytes 4k..4k+3. dot(op, a) = the int32 sums of four products per row.
 struct Q4_0 {
+  static constexpr GgmlType type = GgmlType::Q4_0;
   static constexpr int64_t block_bytes = 4 * kStepBytes;
   static constexpr int offset = 8;  // nibbles are w + 8: start each block at -8·Σa (q8a_block_sums)
   static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, int h, __m256i* op) {
@@ -49,6 +51,7 @@ struct Q4_0 {
   }
 };
 struct Q8_0 {
+  static constexpr GgmlType type = GgmlType::Q8_0;
   static constexpr int64_t block_bytes = 8 * kStepBytes;
   static constexpr int offset = 0;  // signed weights: no correction
   static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, int h, __m256i* op) {
@@ -59,22 +62,21 @@ struct Q8_0 {
   }
 };
 
-BILLION_ALWAYS_INLINE __m256 half_scales(const uint8_t* scales, int64_t b, int h) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + b * kBlockScaleBytes + 16 * h)));
+BILLION_ALWAYS_INLINE __m256 half_scales(const uint8_t* scales, int h) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 16 * h)));
 }
 
-// Half h of one group × T tokens: y[j][0..7] for tokens a[j].
+// Half h of one group × T tokens: y[j][0..7] for tokens a[j]. Block b's scales at
+// scales + b·stride, its quants at quants + b·stride.
 template <typename F, int T>
-void half_tokens(const uint8_t* group, int h, int64_t nb, const BlockQ8A* const* a, const int32_t* const* sums,
-                 float* const* y) {
-  const uint8_t* scales = group;
-  const uint8_t* quants = group + interleaved_quants_offset(nb);
+void half_tokens(const uint8_t* scales, const uint8_t* quants, int64_t stride, int h, int64_t nb,
+                 const BlockQ8A* const* a, const int32_t* const* sums, float* const* y) {
   __m256 acc[T];
   for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     __m256i op[8];
-    F::operands(quants + b * F::block_bytes, h, op);
-    const __m256 dw = half_scales(scales, b, h);
+    F::operands(quants + b * stride, h, op);
+    const __m256 dw = half_scales(scales + b * stride, h);
     for (int j = 0; j < T; ++j) {
       const int8_t* q = a[j][b].qs;
       __m256i isum = _mm256_set1_epi32(-F::offset * sums[j][b]);
@@ -85,37 +87,38 @@ void half_tokens(const uint8_t* group, int h, int64_t nb, const BlockQ8A* const*
   for (int j = 0; j < T; ++j) _mm256_storeu_ps(y[j], acc[j]);
 }
 
-// One group × one token: y[0..15].
-template <typename F>
-void group_one_token(const uint8_t* group, int64_t nb, const BlockQ8A* a, const int32_t* sums, float* y) {
-  const uint8_t* scales = group;
-  const uint8_t* quants = group + interleaved_quants_offset(nb);
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+// A layout tile of G groups × one token: y[0 .. 16·G), the tile's blocks in memory order (one
+// stream front to back, as the AVX-512 tile; no software prefetch, as there).
+template <typename F, int G>
+void tile_one_token(const uint8_t* tile, int64_t nb, const BlockQ8A* a, const int32_t* sums, float* y) {
+  constexpr int64_t kStride = G * (kBlockScaleBytes + F::block_bytes);
+  __m256 acc[G][2];
+  for (int g = 0; g < G; ++g) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* q = quants + b * F::block_bytes;
-    if (b + 8 < nb)  // into L2, as the AVX-512 tiles (matmul_interleaved_avx512.cpp)
-      for (int64_t s = 0; s < F::block_bytes; s += kStepBytes)
-        _mm_prefetch(reinterpret_cast<const char*>(q + 8 * F::block_bytes + s), _MM_HINT_T1);
+    const uint8_t* block = tile + b * kStride;
     const __m256 da = _mm256_set1_ps(a[b].d);
-    for (int h = 0; h < 2; ++h) {
-      __m256i op[8];
-      F::operands(q, h, op);
-      __m256i even = _mm256_set1_epi32(-F::offset * sums[b]), odd = _mm256_setzero_si256();
-      for (int k = 0; k < 8; k += 2) {
-        even = _mm256_add_epi32(even, F::dot(op[k], broadcast4(a[b].qs + 4 * k)));
-        odd = _mm256_add_epi32(odd, F::dot(op[k + 1], broadcast4(a[b].qs + 4 * k + 4)));
+    for (int g = 0; g < G; ++g)
+      for (int h = 0; h < 2; ++h) {
+        __m256i op[8];
+        F::operands(block + G * kBlockScaleBytes + g * F::block_bytes, h, op);
+        __m256i even = _mm256_set1_epi32(-F::offset * sums[b]), odd = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k += 2) {
+          even = _mm256_add_epi32(even, F::dot(op[k], broadcast4(a[b].qs + 4 * k)));
+          odd = _mm256_add_epi32(odd, F::dot(op[k + 1], broadcast4(a[b].qs + 4 * k + 4)));
+        }
+        const __m256i isum = _mm256_add_epi32(even, odd);
+        acc[g][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(half_scales(block + g * kBlockScaleBytes, h), da), acc[g][h]);
       }
-      const __m256i isum = _mm256_add_epi32(even, odd);
-      acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(half_scales(scales, b, h), da), acc[h]);
-    }
   }
-  _mm256_storeu_ps(y, acc[0]);
-  _mm256_storeu_ps(y + 8, acc[1]);
+  for (int g = 0; g < G; ++g) {
+    _mm256_storeu_ps(y + g * kInterleaveRows, acc[g][0]);
+    _mm256_storeu_ps(y + g * kInterleaveRows + 8, acc[g][1]);
+  }
 }
 
 template <typename F, int T>
-BILLION_ALWAYS_INLINE void run_half_tokens(const uint8_t* group, int h, int64_t nb, const uint8_t* act, size_t arb,
-                                           int64_t t0, float* y, int64_t ys) {
+BILLION_ALWAYS_INLINE void run_half_tokens(const uint8_t* scales, const uint8_t* quants, int64_t stride, int h,
+                                           int64_t nb, const uint8_t* act, size_t arb, int64_t t0, float* y, int64_t ys) {
   const BlockQ8A* a[T];
   const int32_t* st[T];
   float* yt[T];
@@ -124,31 +127,42 @@ BILLION_ALWAYS_INLINE void run_half_tokens(const uint8_t* group, int h, int64_t 
     st[j] = q8a_block_sums(act + (t0 + j) * arb, nb);
     yt[j] = y + (t0 + j) * ys + 8 * h;
   }
-  half_tokens<F, T>(group, h, nb, a, st, yt);
+  half_tokens<F, T>(scales, quants, stride, h, nb, a, st, yt);
 }
 
 template <typename F>
-void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
+void mm_interleaved(const uint8_t* w, size_t, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
                     int64_t ys, int64_t cols) {
   const auto* act = static_cast<const uint8_t*>(act_v);
-  const int64_t nb = cols / kQK, ng = nr / kInterleaveRows;
-  const size_t group_bytes = kInterleaveRows * wrb;
-  const int32_t* sums = q8a_block_sums(act, nb);  // the one token's, for decode
+  const BlockTiles tiles = block_tiles(F::type, nr, cols);
+  const int64_t nb = tiles.blocks;
   if (nt == 1) {
     const auto* a = reinterpret_cast<const BlockQ8A*>(act);
-    for (int64_t g = 0; g < ng; ++g) group_one_token<F>(w + g * group_bytes, nb, a, sums, y + g * kInterleaveRows);
+    const int32_t* sums = q8a_block_sums(act, nb);
+    for (int64_t t = 0; t < tiles.tiles(); ++t) {
+      const uint8_t* tile = w + tiles.tile_start(t);
+      float* yt = y + t * kTileRows;
+      switch (tiles.tile_groups(t)) {
+        case 4: tile_one_token<F, 4>(tile, nb, a, sums, yt); break;
+        case 3: tile_one_token<F, 3>(tile, nb, a, sums, yt); break;
+        case 2: tile_one_token<F, 2>(tile, nb, a, sums, yt); break;
+        default: tile_one_token<F, 1>(tile, nb, a, sums, yt); break;
+      }
+    }
     return;
   }
-  for (int64_t g = 0; g < ng; ++g) {
-    const uint8_t* group = w + g * group_bytes;
+  for (int64_t g = 0; g < tiles.groups; ++g) {
+    const int64_t tile = g / kTileGroups, stride = tiles.tile_block_bytes(tile);
+    const uint8_t* scales = w + tiles.header(tile, g % kTileGroups);
+    const uint8_t* quants = w + tiles.quants(tile, g % kTileGroups);
     float* yg = y + g * kInterleaveRows;
     for (int h = 0; h < 2; ++h) {
       int64_t t = 0;
-      for (; t + 4 <= nt; t += 4) run_half_tokens<F, 4>(group, h, nb, act, arb, t, yg, ys);
+      for (; t + 4 <= nt; t += 4) run_half_tokens<F, 4>(scales, quants, stride, h, nb, act, arb, t, yg, ys);
       switch (nt - t) {
-        case 3: run_half_tokens<F, 3>(group, h, nb, act, arb, t, yg, ys); break;
-        case 2: run_half_tokens<F, 2>(group, h, nb, act, arb, t, yg, ys); break;
-        case 1: run_half_tokens<F, 1>(group, h, nb, act, arb, t, yg, ys); break;
+        case 3: run_half_tokens<F, 3>(scales, quants, stride, h, nb, act, arb, t, yg, ys); break;
+        case 2: run_half_tokens<F, 2>(scales, quants, stride, h, nb, act, arb, t, yg, ys); break;
+        case 1: run_half_tokens<F, 1>(scales, quants, stride, h, nb, act, arb, t, yg, ys); break;
         default: break;
       }
     }

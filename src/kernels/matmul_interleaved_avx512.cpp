@@ -13,8 +13,9 @@
 // matmul driver writes after each activation row (q8a_block_sums).
 //
 // Tiles: prefill, one group × up to 8 tokens (the group's 8 unpacked weight operands stay in
-// registers for all of them); decode, four groups × one token, each group's sum split into two
-// chains so the dependent vpdpbusd latencies overlap.
+// registers for all of them); decode, a layout tile (up to four groups) × one token, each group's
+// sum split into two chains so the dependent vpdpbusd latencies overlap, which reads the matrix
+// front to back in one stream (interleave.h).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 headers (see matmul_avx512.cpp)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -39,6 +40,7 @@ constexpr int64_t kBlockScaleBytes = kInterleaveRows * 2;  // a block of 16 rows
 // The 8 unsigned vpdpbusd operands of one block (operand k pairs with activation bytes
 // 4k..4k+3) from its quant steps q.
 struct Q4_0 {
+  static constexpr GgmlType type = GgmlType::Q4_0;
   static constexpr int64_t block_bytes = 4 * kStepBytes;
   static constexpr int offset = 8;
   static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, __m512i* op) {
@@ -51,6 +53,7 @@ struct Q4_0 {
   }
 };
 struct Q8_0 {
+  static constexpr GgmlType type = GgmlType::Q8_0;
   static constexpr int64_t block_bytes = 8 * kStepBytes;
   static constexpr int offset = 128;
   static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, __m512i* op) {
@@ -66,22 +69,21 @@ BILLION_ALWAYS_INLINE __m512i broadcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-BILLION_ALWAYS_INLINE __m512 row_scales(const uint8_t* scales, int64_t b) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * kBlockScaleBytes)));
+BILLION_ALWAYS_INLINE __m512 row_scales(const uint8_t* scales) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales)));
 }
 
-// One group × T tokens: y[j][0..15] for tokens a[j].
+// One group × T tokens: y[j][0..15] for tokens a[j]. Block b's scales at scales + b·stride, its
+// quants at quants + b·stride.
 template <typename F, int T>
-void group_tokens(const uint8_t* group, int64_t nb, const BlockQ8A* const* a, const int32_t* const* sums,
-                  float* const* y) {
-  const uint8_t* scales = group;
-  const uint8_t* quants = group + interleaved_quants_offset(nb);
+void group_tokens(const uint8_t* scales, const uint8_t* quants, int64_t stride, int64_t nb, const BlockQ8A* const* a,
+                  const int32_t* const* sums, float* const* y) {
   __m512 acc[T];
   for (int j = 0; j < T; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     __m512i op[8];
-    F::operands(quants + b * F::block_bytes, op);
-    const __m512 dw = row_scales(scales, b);
+    F::operands(quants + b * stride, op);
+    const __m512 dw = row_scales(scales + b * stride);
     for (int j = 0; j < T; ++j) {
       const int8_t* q = a[j][b].qs;
       __m512i isum = _mm512_set1_epi32(-F::offset * sums[j][b]);
@@ -92,47 +94,38 @@ void group_tokens(const uint8_t* group, int64_t nb, const BlockQ8A* const* a, co
   for (int j = 0; j < T; ++j) _mm512_storeu_ps(y[j], acc[j]);
 }
 
-// G consecutive groups × one token: y[0 .. 16·G).
+// A tile of G groups × one token: y[0 .. 16·G). The tile's blocks lie one after another, G
+// groups' scales then G groups' quants each, so this reads one stream front to back. No software
+// prefetch: on that stream the hardware's does better (bench_kernels --types Q8_0,Q4_0 --tokens
+// 1, 32000x2048: prefetching 4 or 8 blocks ahead read 10-25 % less).
 template <typename F, int G>
-void groups_one_token(const uint8_t* first, size_t group_bytes, int64_t nb, const BlockQ8A* a, const int32_t* sums,
-                      float* y) {
-  const uint8_t* scales[G];
-  const uint8_t* quants[G];
-  for (int g = 0; g < G; ++g) {
-    scales[g] = first + g * group_bytes;
-    quants[g] = scales[g] + interleaved_quants_offset(nb);
-  }
+void tile_one_token(const uint8_t* tile, int64_t nb, const BlockQ8A* a, const int32_t* sums, float* y) {
+  constexpr int64_t kStride = G * (kBlockScaleBytes + F::block_bytes);
   __m512 acc[G];
   for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* block = tile + b * kStride;
     __m512i av[8];
     for (int k = 0; k < 8; ++k) av[k] = broadcast4(a[b].qs + 4 * k);
     const __m512 da = _mm512_set1_ps(a[b].d);
     for (int g = 0; g < G; ++g) {
-      const uint8_t* q = quants[g] + b * F::block_bytes;
-      // 8 blocks ahead of each group's stream, into L2: in alternating tg128 runs on TinyLlama
-      // Q4_0 (noisy, 3-5 pairs) L2 beat L1 (T0) by 0-20 %; no prefetch, 16 or 32 blocks were
-      // no better.
-      if (b + 8 < nb)
-        for (int64_t s = 0; s < F::block_bytes; s += kStepBytes)
-          _mm_prefetch(reinterpret_cast<const char*>(q + 8 * F::block_bytes + s), _MM_HINT_T1);
       __m512i op[8];
-      F::operands(q, op);
+      F::operands(block + G * kBlockScaleBytes + g * F::block_bytes, op);
       __m512i even = _mm512_set1_epi32(-F::offset * sums[b]), odd = _mm512_setzero_si512();
       for (int k = 0; k < 8; k += 2) {
         even = _mm512_dpbusd_epi32(even, op[k], av[k]);
         odd = _mm512_dpbusd_epi32(odd, op[k + 1], av[k + 1]);
       }
       const __m512i isum = _mm512_add_epi32(even, odd);
-      acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(row_scales(scales[g], b), da), acc[g]);
+      acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(row_scales(block + g * kBlockScaleBytes), da), acc[g]);
     }
   }
   for (int g = 0; g < G; ++g) _mm512_storeu_ps(y + g * kInterleaveRows, acc[g]);
 }
 
 template <typename F, int T>
-BILLION_ALWAYS_INLINE void run_group_tokens(const uint8_t* group, int64_t nb, const uint8_t* act, size_t arb,
-                                            int64_t t0, float* y, int64_t ys) {
+BILLION_ALWAYS_INLINE void run_group_tokens(const uint8_t* scales, const uint8_t* quants, int64_t stride, int64_t nb,
+                                            const uint8_t* act, size_t arb, int64_t t0, float* y, int64_t ys) {
   const BlockQ8A* a[T];
   const int32_t* st[T];
   float* yt[T];
@@ -141,37 +134,46 @@ BILLION_ALWAYS_INLINE void run_group_tokens(const uint8_t* group, int64_t nb, co
     st[j] = q8a_block_sums(act + (t0 + j) * arb, nb);
     yt[j] = y + (t0 + j) * ys;
   }
-  group_tokens<F, T>(group, nb, a, st, yt);
+  group_tokens<F, T>(scales, quants, stride, nb, a, st, yt);
 }
 
 template <typename F>
-void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
+void mm_interleaved(const uint8_t* w, size_t, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
                     int64_t ys, int64_t cols) {
   const auto* act = static_cast<const uint8_t*>(act_v);
-  const int64_t nb = cols / kQK, ng = nr / kInterleaveRows;
-  const size_t group_bytes = kInterleaveRows * wrb;
-  const int32_t* sums = q8a_block_sums(act, nb);  // the one token's, for decode
+  const BlockTiles tiles = block_tiles(F::type, nr, cols);
+  const int64_t nb = tiles.blocks;
 
   if (nt == 1) {
     const auto* a = reinterpret_cast<const BlockQ8A*>(act);
-    int64_t g = 0;
-    for (; g + 4 <= ng; g += 4) groups_one_token<F, 4>(w + g * group_bytes, group_bytes, nb, a, sums, y + g * kInterleaveRows);
-    for (; g < ng; ++g) groups_one_token<F, 1>(w + g * group_bytes, group_bytes, nb, a, sums, y + g * kInterleaveRows);
+    const int32_t* sums = q8a_block_sums(act, nb);
+    for (int64_t t = 0; t < tiles.tiles(); ++t) {
+      const uint8_t* tile = w + tiles.tile_start(t);
+      float* yt = y + t * kTileRows;
+      switch (tiles.tile_groups(t)) {
+        case 4: tile_one_token<F, 4>(tile, nb, a, sums, yt); break;
+        case 3: tile_one_token<F, 3>(tile, nb, a, sums, yt); break;
+        case 2: tile_one_token<F, 2>(tile, nb, a, sums, yt); break;
+        default: tile_one_token<F, 1>(tile, nb, a, sums, yt); break;
+      }
+    }
     return;
   }
-  for (int64_t g = 0; g < ng; ++g) {
-    const uint8_t* group = w + g * group_bytes;
+  for (int64_t g = 0; g < tiles.groups; ++g) {
+    const int64_t tile = g / kTileGroups, stride = tiles.tile_block_bytes(tile);
+    const uint8_t* scales = w + tiles.header(tile, g % kTileGroups);
+    const uint8_t* quants = w + tiles.quants(tile, g % kTileGroups);
     float* yg = y + g * kInterleaveRows;
     int64_t t = 0;
-    for (; t + 8 <= nt; t += 8) run_group_tokens<F, 8>(group, nb, act, arb, t, yg, ys);
+    for (; t + 8 <= nt; t += 8) run_group_tokens<F, 8>(scales, quants, stride, nb, act, arb, t, yg, ys);
     switch (nt - t) {
-      case 7: run_group_tokens<F, 7>(group, nb, act, arb, t, yg, ys); break;
-      case 6: run_group_tokens<F, 6>(group, nb, act, arb, t, yg, ys); break;
-      case 5: run_group_tokens<F, 5>(group, nb, act, arb, t, yg, ys); break;
-      case 4: run_group_tokens<F, 4>(group, nb, act, arb, t, yg, ys); break;
-      case 3: run_group_tokens<F, 3>(group, nb, act, arb, t, yg, ys); break;
-      case 2: run_group_tokens<F, 2>(group, nb, act, arb, t, yg, ys); break;
-      case 1: run_group_tokens<F, 1>(group, nb, act, arb, t, yg, ys); break;
+      case 7: run_group_tokens<F, 7>(scales, quants, stride, nb, act, arb, t, yg, ys); break;
+      case 6: run_group_tokens<F, 6>(scales, quants, stride, nb, act, arb, t, yg, ys); break;
+      case 5: run_group_tokens<F, 5>(scales, quants, stride, nb, act, arb, t, yg, ys); break;
+      case 4: run_group_tokens<F, 4>(scales, quants, stride, nb, act, arb, t, yg, ys); break;
+      case 3: run_group_tokens<F, 3>(scales, quants, stride, nb, act, arb, t, yg, ys); break;
+      case 2: run_group_tokens<F, 2>(scales, quants, stride, nb, act, arb, t, yg, ys); break;
+      case 1: run_group_tokens<F, 1>(scales, quants, stride, nb, act, arb, t, yg, ys); break;
       default: break;
     }
   }
@@ -209,19 +211,15 @@ BILLION_ALWAYS_INLINE __m512 ggml_lane_sum(const __m512* acc) {
 // element order: low nibbles are elements 0..15). Either way lane k pairs with activation bytes
 // 4k..4k+3. A block's header: 16 fp16 d (Q8_0), or 16 d then 16 m (Q4_1).
 struct Q8_0Ggml {
-  static constexpr int64_t block_bytes = Q8_0::block_bytes;
-  static constexpr int64_t header_bytes = kBlockScaleBytes;
+  static constexpr GgmlType type = GgmlType::Q8_0;
   static constexpr bool signed_weights = true;  // entered as w+128: lanes start at -128·Σa
   static constexpr bool has_min = false;
-  static int64_t quants_offset(int64_t nb) { return interleaved_quants_offset(nb); }
   static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, __m512i* op) { Q8_0::operands(q, op); }
 };
 struct Q4_1Ggml {
-  static constexpr int64_t block_bytes = 4 * kStepBytes;
-  static constexpr int64_t header_bytes = 2 * kBlockScaleBytes;
+  static constexpr GgmlType type = GgmlType::Q4_1;
   static constexpr bool signed_weights = false;  // nibbles 0..15: no offset; m·s_a apart
   static constexpr bool has_min = true;
-  static int64_t quants_offset(int64_t nb) { return q4_1_quants_offset(nb); }
   static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, __m512i* op) {
     const __m512i mask = _mm512_set1_epi8(0x0F);
     for (int s = 0; s < 4; ++s) {
@@ -232,17 +230,13 @@ struct Q4_1Ggml {
   }
 };
 
-// G consecutive groups × T tokens (G·T ≤ 2: 16 accumulators): y[t] + 16·g. starts[t]: the
-// lanes' -128·Σa per block (Q8_0 only).
+// G groups of one layout tile × T tokens: y[t] + 16·g. Group g's block b header at
+// headers[g] + b·stride, its quants at quants[g] + b·stride. starts[t]: the lanes' -128·Σa per
+// block (Q8_0 only). Eight accumulators per (group, token): with G·T = 4 the compiler keeps some
+// in L1, which decode (memory-bound) does not notice.
 template <typename F, int G, int T>
-void ggml_order_tile(const uint8_t* first, size_t group_bytes, int64_t nb, const BlockQ8A* const* a,
-                     const int32_t* const* starts, float* const* y, bool prefetch) {
-  const uint8_t* headers[G];
-  const uint8_t* quants[G];
-  for (int g = 0; g < G; ++g) {
-    headers[g] = first + g * group_bytes;
-    quants[g] = headers[g] + F::quants_offset(nb);
-  }
+void ggml_order_tile(const uint8_t* const* headers, const uint8_t* const* quants, int64_t stride, int64_t nb,
+                     const BlockQ8A* const* a, const int32_t* const* starts, float* const* y) {
   __m512 acc[G][T][8];
   __m512 acc_min[G][T];
   for (int g = 0; g < G; ++g)
@@ -250,28 +244,11 @@ void ggml_order_tile(const uint8_t* first, size_t group_bytes, int64_t nb, const
       acc_min[g][t] = _mm512_setzero_ps();
       for (int s = 0; s < 8; ++s) acc[g][t][s] = _mm512_setzero_ps();
     }
-  // Decode prefetches into L2. Long rows: 8 blocks ahead in each group's stream, as
-  // groups_one_token. Short rows (SmolLM2's 576 columns: 18 blocks) leave that little room, so
-  // there, while block b is summed, the b-th of nb equal slices of the next tile (the next G
-  // groups, one contiguous run) is fetched: bench_kernels --ggml-order, 49152x576, 1.32-1.59
-  // against 1.87-1.97 ms per call on one thread, 0.87-0.97 against 1.04-1.12 on two; on
-  // 128256x2048 the next-tile prefetch was slower with two threads, the in-stream one is kept.
-  constexpr int64_t kAhead = 8;
-  const bool short_rows = nb < 4 * kAhead;
-  const uint8_t* next = first + G * group_bytes;
-  const size_t slice = G * group_bytes / nb;
   for (int64_t b = 0; b < nb; ++b) {
-    if (prefetch && short_rows)
-      for (size_t off = b * slice; off < (b + 1) * slice; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T1);
     for (int g = 0; g < G; ++g) {
-      const uint8_t* q = quants[g] + b * F::block_bytes;
-      if (prefetch && !short_rows && b + kAhead < nb)
-        for (int64_t off = 0; off < F::block_bytes; off += kStepBytes)
-          _mm_prefetch(reinterpret_cast<const char*>(q + kAhead * F::block_bytes + off), _MM_HINT_T1);
       __m512i op[8];
-      F::operands(q, op);
-      const uint8_t* header = headers[g] + b * F::header_bytes;
+      F::operands(quants[g] + b * stride, op);
+      const uint8_t* header = headers[g] + b * stride;
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(header)));
       for (int t = 0; t < T; ++t) {
         const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(a[t][b].d));
@@ -297,15 +274,32 @@ void ggml_order_tile(const uint8_t* first, size_t group_bytes, int64_t nb, const
 
 #undef BILLION_ALWAYS_INLINE
 
+// Decode: all G groups of a layout tile at once, so the matrix is read front to back in one
+// stream (interleave.h).
+template <typename F, int G>
+void ggml_tile_one_token(const uint8_t* w, const BlockTiles& tiles, int64_t t, const BlockQ8A* a, const int32_t* st,
+                         float* y) {
+  const uint8_t* headers[G];
+  const uint8_t* quants[G];
+  for (int g = 0; g < G; ++g) {
+    headers[g] = w + tiles.header(t, g);
+    quants[g] = w + tiles.quants(t, g);
+  }
+  const BlockQ8A* at[1] = {a};
+  const int32_t* stt[1] = {st};
+  float* yt[1] = {y};
+  ggml_order_tile<F, G, 1>(headers, quants, tiles.tile_block_bytes(t), tiles.blocks, at, stt, yt);
+}
+
 }  // namespace
 
 namespace {
 template <typename F>
-void mm_x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
+void mm_x16_ggml(const uint8_t* w, size_t, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
                  int64_t ys, int64_t cols) {
   const auto* act = static_cast<const uint8_t*>(act_v);
-  const int64_t nb = cols / kQK, ng = nr / kInterleaveRows;
-  const size_t group_bytes = kInterleaveRows * wrb;
+  const BlockTiles tiles = block_tiles(F::type, nr, cols);
+  const int64_t nb = tiles.blocks;
   thread_local std::vector<int32_t> starts;  // reused across calls: no allocation in a decode loop
   if constexpr (F::signed_weights) {
     starts.resize(static_cast<size_t>(nt * nb * 8));
@@ -313,29 +307,32 @@ void mm_x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v, si
   }
   auto token = [&](int64_t t) { return reinterpret_cast<const BlockQ8A*>(act + t * arb); };
   auto starts_of = [&](int64_t t) { return F::signed_weights ? starts.data() + t * nb * 8 : nullptr; };
-  if (nt == 1) {  // decode: two groups at a time
-    const BlockQ8A* a[1] = {token(0)};
-    const int32_t* st[1] = {starts_of(0)};
-    int64_t g = 0;
-    for (; g + 2 <= ng; g += 2) {
-      float* yt[1] = {y + g * kInterleaveRows};
-      ggml_order_tile<F, 2, 1>(w + g * group_bytes, group_bytes, nb, a, st, yt, true);
-    }
-    if (g < ng) {
-      float* yt[1] = {y + g * kInterleaveRows};
-      ggml_order_tile<F, 1, 1>(w + g * group_bytes, group_bytes, nb, a, st, yt, true);
+  if (nt == 1) {
+    for (int64_t t = 0; t < tiles.tiles(); ++t) {
+      float* yt = y + t * kTileRows;
+      switch (tiles.tile_groups(t)) {
+        case 4: ggml_tile_one_token<F, 4>(w, tiles, t, token(0), starts_of(0), yt); break;
+        case 3: ggml_tile_one_token<F, 3>(w, tiles, t, token(0), starts_of(0), yt); break;
+        case 2: ggml_tile_one_token<F, 2>(w, tiles, t, token(0), starts_of(0), yt); break;
+        default: ggml_tile_one_token<F, 1>(w, tiles, t, token(0), starts_of(0), yt); break;
+      }
     }
     return;
   }
-  for (int64_t g = 0; g < ng; ++g)  // prefill: one group × two tokens (then a lone one)
+  for (int64_t g = 0; g < tiles.groups; ++g) {  // prefill: one group × two tokens (then a lone one)
+    const int64_t tile = g / kTileGroups;
+    const uint8_t* headers[1] = {w + tiles.header(tile, g % kTileGroups)};
+    const uint8_t* quants[1] = {w + tiles.quants(tile, g % kTileGroups)};
+    const int64_t stride = tiles.tile_block_bytes(tile);
     for (int64_t t = 0; t < nt; t += 2) {
       const int T = t + 1 < nt ? 2 : 1;
       const BlockQ8A* a[2] = {token(t), token(t + T - 1)};
       const int32_t* st[2] = {starts_of(t), starts_of(t + T - 1)};
       float* yt[2] = {y + t * ys + g * kInterleaveRows, y + (t + T - 1) * ys + g * kInterleaveRows};
-      if (T == 2) ggml_order_tile<F, 1, 2>(w + g * group_bytes, group_bytes, nb, a, st, yt, false);
-      else ggml_order_tile<F, 1, 1>(w + g * group_bytes, group_bytes, nb, a, st, yt, false);
+      if (T == 2) ggml_order_tile<F, 1, 2>(headers, quants, stride, nb, a, st, yt);
+      else ggml_order_tile<F, 1, 1>(headers, quants, stride, nb, a, st, yt);
     }
+  }
 }
 }  // namespace
 

@@ -17,11 +17,12 @@
 // fma(d_w·d_a, float(p), lane) in block order, and at the end ggml's eight-lane sum
 // (x4+x0 .. x7+x3, then (r0+r2)+(r1+r3)), all with explicit intrinsics.
 //
-// Decode is memory-bound: while a group is worked on, the next group is prefetched into L2,
-// spread evenly over the group's 2·nb block passes so the memory stream never pauses (not into
-// L1: a 2048-column group is 34 KiB, and pulling the next one in would evict this one before
-// its second pass). One pass over both halves with 16 accumulators (the compiler spills a few)
-// measured the same within this machine's noise, so the pass per half stays, free of spills.
+// Decode is memory-bound: while a layout tile (up to four groups, interleave.h) is worked on,
+// the next tile, which follows it in memory, is prefetched into L2, spread evenly over the tile's
+// 2·G·nb block passes so the memory stream never pauses (not into L1: a 2048-column tile is
+// 136 KiB). The tile's own passes then read it from L2 in any order, group by group and half by
+// half. One pass over both halves with 16 accumulators (the compiler spills a few) measured the
+// same within this machine's noise, so the pass per half stays, free of spills.
 #pragma GCC optimize("fp-contract=off")  // the float sequence is the reference's; nothing fused
 #include <immintrin.h>
 
@@ -37,8 +38,6 @@ namespace {
 #define BILLION_ALWAYS_INLINE inline __attribute__((always_inline))
 
 constexpr int64_t kStepBytes = kInterleaveStepBytes;
-constexpr int64_t kBlockBytes = 8 * kStepBytes;            // a Q8_0 block of 16 rows: 8 steps
-constexpr int64_t kBlockScaleBytes = kInterleaveRows * 2;  // a block's 16 fp16 row scales
 constexpr int64_t kLineBytes = 64;
 
 BILLION_ALWAYS_INLINE __m256i broadcast4(const int8_t* p) {
@@ -47,10 +46,10 @@ BILLION_ALWAYS_INLINE __m256i broadcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// Prefetches `bytes` bytes at `next` (the group after this one), a slice per block pass: pass i
+// Prefetches `bytes` bytes at `next` (the tile after this one), a slice per block pass: pass i
 // of `passes` takes the cache lines of [i·bytes/passes, (i+1)·bytes/passes).
-struct NextGroup {
-  const char* next = nullptr;  // null: nothing to prefetch (the last group of the tile)
+struct NextTile {
+  const char* next = nullptr;  // null: nothing to prefetch (the last tile of the matrix)
   int64_t bytes = 0, passes = 1;
   BILLION_ALWAYS_INLINE void slice(int64_t i) const {
     if (!next) return;
@@ -59,20 +58,21 @@ struct NextGroup {
   }
 };
 
-// Half h (rows 8h..8h+7) of one group × one token: y[0..7]. pass0 numbers this half's block
-// passes for the prefetcher (0 for the first half, nb for the second).
-void half_one_token(const uint8_t* group, int h, int64_t nb, const BlockQ8A* a, float* y, const NextGroup& pf,
-                    int64_t pass0) {
-  const uint8_t* scales = group + 16 * h;
-  const uint8_t* quants = group + interleaved_quants_offset(nb) + 32 * h;
+// Half h (rows 8h..8h+7) of one group × one token: y[0..7]. Block b's scales at
+// scales + b·stride, its quants at quants + b·stride. pass0 numbers this half's block passes for
+// the prefetcher.
+void half_one_token(const uint8_t* group_scales, const uint8_t* group_quants, int64_t stride, int h, int64_t nb,
+                    const BlockQ8A* a, float* y, const NextTile& pf, int64_t pass0) {
+  const uint8_t* scales = group_scales + 16 * h;
+  const uint8_t* quants = group_quants + 32 * h;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 lane[8];
   for (int s = 0; s < 8; ++s) lane[s] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     pf.slice(pass0 + b);
-    const uint8_t* q = quants + b * kBlockBytes;
+    const uint8_t* q = quants + b * stride;
     // d_w·d_a per row, rounded as the reference's scalar product.
-    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + b * kBlockScaleBytes))),
+    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + b * stride))),
                                    _mm256_set1_ps(a[b].d));
     for (int s = 0; s < 8; ++s) {
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + s * kStepBytes));
@@ -90,30 +90,34 @@ void half_one_token(const uint8_t* group, int h, int64_t nb, const BlockQ8A* a, 
 
 }  // namespace
 
-void mm_q8_0x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
+void mm_q8_0x16_ggml(const uint8_t* w, size_t, int64_t nr, const void* act_v, size_t arb, int64_t nt, float* y,
                      int64_t ys, int64_t cols) {
   const auto* act = static_cast<const uint8_t*>(act_v);
-  const int64_t nb = cols / kQK, ng = nr / kInterleaveRows;
-  const int64_t group_bytes = static_cast<int64_t>(kInterleaveRows * wrb);
-  if (nt == 1) {  // decode: stream the groups, the next one prefetched while this one is summed
+  const BlockTiles tiles = block_tiles(GgmlType::Q8_0, nr, cols);
+  const int64_t nb = tiles.blocks;
+  auto half = [&](int64_t g, int h, const BlockQ8A* a, float* yg, const NextTile& pf, int64_t pass0) {
+    const int64_t t = g / kTileGroups, i = g % kTileGroups;
+    half_one_token(w + tiles.header(t, i), w + tiles.quants(t, i), tiles.tile_block_bytes(t), h, nb, a, yg + 8 * h, pf, pass0);
+  };
+  if (nt == 1) {  // decode: stream the tiles, the next one prefetched while this one is summed
     const auto* a = reinterpret_cast<const BlockQ8A*>(act);
-    for (int64_t g = 0; g < ng; ++g) {
-      const uint8_t* group = w + g * group_bytes;
-      NextGroup pf;
-      if (g + 1 < ng) pf = {reinterpret_cast<const char*>(group + group_bytes), group_bytes, 2 * nb};
-      half_one_token(group, 0, nb, a, y + g * kInterleaveRows, pf, 0);
-      half_one_token(group, 1, nb, a, y + g * kInterleaveRows + 8, pf, nb);
+    for (int64_t t = 0; t < tiles.tiles(); ++t) {
+      const int64_t groups = tiles.tile_groups(t);
+      NextTile pf;
+      if (t + 1 < tiles.tiles())
+        pf = {reinterpret_cast<const char*>(w + tiles.tile_start(t + 1)), tiles.tile_start(t + 1) - tiles.tile_start(t), 2 * groups * nb};
+      for (int64_t i = 0; i < groups; ++i)
+        for (int h = 0; h < 2; ++h) half(t * kTileGroups + i, h, a, y + (t * kTileGroups + i) * kInterleaveRows, pf, (2 * i + h) * nb);
     }
     return;
   }
   // Prefill (the output matrix is evaluated for one token in generation, so this only needs to
   // be correct): per group and half, every token in turn, the half's bytes staying in L1.
-  const NextGroup none;
-  for (int64_t g = 0; g < ng; ++g)
+  const NextTile none;
+  for (int64_t g = 0; g < tiles.groups; ++g)
     for (int h = 0; h < 2; ++h)
       for (int64_t t = 0; t < nt; ++t)
-        half_one_token(w + g * group_bytes, h, nb, reinterpret_cast<const BlockQ8A*>(act + t * arb),
-                       y + t * ys + g * kInterleaveRows + 8 * h, none, 0);
+        half(g, h, reinterpret_cast<const BlockQ8A*>(act + t * arb), y + t * ys + g * kInterleaveRows, none, 0);
 }
 
 }  // namespace billion::kernels::avx2

@@ -238,35 +238,36 @@ void quantize_q8k(const float* x, void* y, int64_t n) {
 }
 
 // Q4_0 and Q8_0 interleaved by 16 rows (interleave.h): the definition of the interleaved
-// arithmetic. w is the start of a group (n_rows a multiple of 16, w_row_bytes the plain row size,
-// so a group spans 16 rows' bytes). Per (row, token): acc = fma(float(isum_b), d_w·d_a, acc) over
-// the blocks in order, isum_b the exact integer dot product of block b.
+// arithmetic. w is the start of a tile (n_rows a multiple of 16, w_row_bytes the plain row size,
+// so the matrix spans n_rows rows' bytes). Per (row, token): acc = fma(float(isum_b), d_w·d_a,
+// acc) over the blocks in order, isum_b the exact integer dot product of block b.
 namespace {
 template <bool kQ4>
-void mm_interleaved(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+void mm_interleaved(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
                     int64_t ys, int64_t cols) {
   constexpr int kQuantBytes = kQ4 ? 16 : 32;  // per block and row
-  const int64_t nb = cols / kQK;
+  const BlockTiles tiles = block_tiles(kQ4 ? GgmlType::Q4_0 : GgmlType::Q8_0, nr, cols);
   const auto* a_rows = static_cast<const uint8_t*>(act);
   for (int64_t g = 0; g < nr / kInterleaveRows; ++g) {
-    const uint8_t* scales = w + g * kInterleaveRows * wrb;
-    const uint8_t* quants = scales + interleaved_quants_offset(nb);
+    const int64_t tile = g / kTileGroups, stride = tiles.tile_block_bytes(tile);
+    const uint8_t* scales = w + tiles.header(tile, g % kTileGroups);
+    const uint8_t* quants = w + tiles.quants(tile, g % kTileGroups);
     for (int64_t t = 0; t < nt; ++t) {
       const auto* a = reinterpret_cast<const BlockQ8A*>(a_rows + t * arb);
       for (int i = 0; i < kInterleaveRows; ++i) {
         float acc = 0.0f;
-        for (int64_t b = 0; b < nb; ++b) {
+        for (int64_t b = 0; b < tiles.blocks; ++b) {
           int isum = 0;
           for (int s = 0; s < kQuantBytes / 4; ++s)
             for (int j = 0; j < 4; ++j) {
-              const uint8_t byte = quants[(b * kInterleaveRows * kQuantBytes) + s * kInterleaveStepBytes + i * 4 + j];
+              const uint8_t byte = quants[b * stride + s * kInterleaveStepBytes + i * 4 + j];
               if constexpr (kQ4)
                 isum += ((byte & 0xF) - 8) * a[b].qs[4 * s + j] + ((byte >> 4) - 8) * a[b].qs[16 + 4 * s + j];
               else
                 isum += static_cast<int8_t>(byte) * a[b].qs[4 * s + j];
             }
           uint16_t d;
-          std::memcpy(&d, scales + (b * kInterleaveRows + i) * 2, 2);
+          std::memcpy(&d, scales + b * stride + i * 2, 2);
           const float scale = billion::f16_to_f32(d) * a[b].d;
           acc = std::fma(static_cast<float>(isum), scale, acc);
         }
@@ -292,7 +293,7 @@ void mm_q4_kx16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_
                 int64_t ys, int64_t cols) {
   std::vector<uint8_t> row(wrb);
   for (int64_t r = 0; r < nr; ++r) {
-    interleaved_row_bytes(GgmlType::Q4_K, w, cols, r, row.data());
+    interleaved_row_bytes(GgmlType::Q4_K, w, nr, cols, r, row.data());
     for (int64_t t = 0; t < nt; ++t)
       y[t * ys + r] = dot_q45_k<false>(row.data(), static_cast<const uint8_t*>(act) + t * arb, cols);
   }
@@ -303,7 +304,7 @@ void mm_q6_kx16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_
                 int64_t ys, int64_t cols) {
   std::vector<uint8_t> row(wrb);
   for (int64_t r = 0; r < nr; ++r) {
-    interleaved_row_bytes(GgmlType::Q6_K, w, cols, r, row.data());
+    interleaved_row_bytes(GgmlType::Q6_K, w, nr, cols, r, row.data());
     for (int64_t t = 0; t < nt; ++t)
       y[t * ys + r] = dot_q6_k(row.data(), static_cast<const uint8_t*>(act) + t * arb, cols);
   }
@@ -323,7 +324,7 @@ void mm_x16_ggml(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size
   using Block = std::conditional_t<kQ4_1, BlockQ4_1, BlockQ8_0>;
   std::vector<uint8_t> row(wrb);
   for (int64_t r = 0; r < nr; ++r) {
-    interleaved_row_bytes(kQ4_1 ? GgmlType::Q4_1 : GgmlType::Q8_0, w, cols, r, row.data());
+    interleaved_row_bytes(kQ4_1 ? GgmlType::Q4_1 : GgmlType::Q8_0, w, nr, cols, r, row.data());
     const auto* b = reinterpret_cast<const Block*>(row.data());
     for (int64_t t = 0; t < nt; ++t) {
       const auto* a = reinterpret_cast<const BlockQ8A*>(static_cast<const uint8_t*>(act) + t * arb);
