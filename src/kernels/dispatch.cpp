@@ -77,10 +77,9 @@ const KernelTable& avx2_kernel_table() {
       // tile's bits, so llama.cpp's logits): decode about 1.7x faster than the plain tile on
       // SmolLM2's 49152x576 and Llama-3.2's 128256x2048 (bench_kernels --ggml-order vs --plain).
       .mm_q8_0x16_ggml = avx2::mm_q8_0x16_ggml,
-      // No AVX2 Q4_1 kernel in ggml's order yet: the reference keeps the tests' coverage and the
-      // loader leaves Q4_1 in the file's rows for this table.
-      .mm_q4_1x16_ggml = ref::mm_q4_1x16_ggml,
-      .interleave_q8_0_ggml_at_load = true, .interleave_q4_1_ggml_at_load = false,
+      // Q4_1 (SmolLM2, the default benchmark model) likewise, in the same file.
+      .mm_q4_1x16_ggml = avx2::mm_q4_1x16_ggml,
+      .interleave_q8_0_ggml_at_load = true, .interleave_q4_1_ggml_at_load = true,
       .quantize_q8a = avx2::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
       .rmsnorm = avx2::rmsnorm, .layernorm = ref::layernorm, .softmax = avx2::softmax,
       .silu_mul = avx2::silu_mul, .gelu = ref::gelu, .add = avx2::add, .rope = ref::rope,

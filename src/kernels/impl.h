@@ -78,8 +78,10 @@ void mm_q4_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, f
 void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // Interleaved Q4_K (matmul_kquant_interleaved_avx2.cpp), bit-identical to ref::mm_q4_k.
 void mm_q4_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
-// Interleaved Q8_0 in ggml's order (matmul_interleaved_ggml_avx2.cpp), bit-identical to ref::mm_q8_0x16_ggml.
+// Interleaved Q8_0 and Q4_1 in ggml's order (matmul_interleaved_ggml_avx2.cpp), bit-identical to
+// ref::mm_q8_0x16_ggml / mm_q4_1x16_ggml.
 void mm_q8_0x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_q4_1x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // Interleaved Q6_K (matmul_q6_k_interleaved_avx2.cpp), bit-identical to ref::mm_q6_k.
 void mm_q6_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 }  // namespace avx2
