@@ -8,9 +8,9 @@
 // 0·0); then the 16-lane sum in a fixed order. Every tile runs exactly this sequence per pair,
 // so the tile shape never changes a result.
 //
-// Tiles: decode (one token) streams kDecodeRows rows side by side, each with a software prefetch
-// kPrefetchBytes ahead (decode is bound by how many weight bytes are in flight, not by FMAs);
-// prefill uses 4 rows × kPrefillTokens tokens, so each converted weight block serves 5 tokens.
+// Tiles: decode (one token) streams one row at a time, so that the matrix is read front to back
+// in one stream (rows are consecutive); prefill uses 4 rows × kPrefillTokens tokens, so each
+// converted weight block serves 5 tokens.
 
 // GCC 12 warns about an uninitialized variable inside its own AVX-512 intrinsics
 // (_mm512_undefined_ps, GCC bug 105593) once they are inlined at -O3; the code is fine.
@@ -26,19 +26,19 @@ namespace billion::kernels::avx512 {
 namespace {
 
 constexpr int kLanes = 16;  // fp32 lanes of a ZMM register
-// Decode tile: 8 rows side by side, each prefetched 1 KiB ahead into L2. Measured on the Zen 4
-// VM while the tile was written, with a throwaway timing harness that is not kept (CPU time per
-// 256 MB pass, one thread, 2048/5632 columns, with two accumulators per pair; bench_kernels
-// gives the kept numbers, docs/PERFORMANCE.md):
-// AVX2 4-row tile 15/15 GB/s; 8 rows with no prefetch 18.8/17-19; 8 rows, 512 B ahead into L1
-// 17/16-19.5; 8 rows, 1 KiB into L2 18-19/20-21; 4 rows 14/15-17; 1 row 18.5/14 (a long row's
-// activations leave L1); 16 rows 15/19-23. One accumulator per pair (what this file does) streams
-// the same (8 rows, 1 KiB: 20-21.6/22-23 vs 21-21.6/23 with two): 8 independent FMA chains
-// already hide the FMA latency, and one chain frees the registers for a wider prefill tile.
-constexpr int kDecodeRows = 8;
+// Decode. The tile was 8 rows side by side, each prefetched 1 KiB ahead into L2 (measured on 4 KiB
+// pages). With the weights in 2 MiB pages one row at a time reads faster: bench_kernels --types
+// F16 --tokens 1 (2026-11-26 20:45 UTC, alternating, GB/s of one thread / two): 2048x2048
+// 25.7-32.6 / 39-46 against 22-24 / 30-34, 32000x2048 27-30 / 33-58 against 22-23 / 32-47. A
+// 2048-column row wants no software prefetch (the hardware's follows one stream; 1 KiB ahead
+// read 27.6-30, 2 KiB 24.7-27.7); a 5632-column row (11 KiB, the down projection) does, into L2
+// 1 KiB ahead in the row and one row ahead (the next row at the same pace): 23.4-23.9 / 32-36
+// against 15.9-17.2 / 26-30 without, and 20-22 / 35 for the 8-row tile.
 constexpr int kPrefetchBytes = 1024;
+constexpr size_t kLongRowBytes = 8192;  // rows longer than this get the software prefetch
 // Prefill tile: 4 rows × 5 tokens, 20 accumulators + 4 converted weight vectors + 1 activation
-// vector of the 32 ZMM registers. Measured the same way (CPU time, 128×2048 weights × 64 tokens, one thread):
+// vector of the 32 ZMM registers. Measured with a throwaway timing harness while the tile was
+// written (CPU time, 128×2048 weights × 64 tokens, one thread):
 // 4×5 108 GFLOP/s, 4×6 106, 4×7 104; with two accumulators per pair 4×3 101, 2×6 64, 3×4 60;
 // the AVX2 4×2 tile 94.
 constexpr int kPrefillTokens = 5;
@@ -67,7 +67,7 @@ struct BF16 {  // bf16 is the top half of an fp32
 };
 
 // R rows × T tokens. PF: distance in bytes of a prefetch into L2 (_MM_HINT_T1) ahead of each
-// row's stream (0: none).
+// row's stream, and of the next tile's rows at the same pace (0: none).
 template <typename F, int R, int T, int PF>
 inline void micro(const uint8_t* w, size_t wrb, const uint8_t* act, size_t arb, float* y,
                   int64_t ys, int64_t cols) {
@@ -119,7 +119,7 @@ inline void token_group(const uint8_t* w, size_t wrb, int64_t nr, const uint8_t*
 }
 
 // Prefill: tokens in groups of kPrefillTokens, the 2-4 left over as one group; a single token
-// (decode, or the last one left) streams kDecodeRows rows, then 4, then 1.
+// (decode, or the last one left) streams the rows one by one.
 template <typename F>
 void mm_half(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
              float* y, int64_t ys, int64_t cols) {
@@ -137,12 +137,10 @@ void mm_half(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t a
   if (t < nt) {
     const uint8_t* at = a + t * arb;
     float* yt = y + t * ys;
-    constexpr int PF = kPrefetchBytes;
-    int64_t r = 0;
-    for (; r + kDecodeRows <= nr; r += kDecodeRows)
-      micro<F, kDecodeRows, 1, PF>(w + r * wrb, wrb, at, arb, yt + r, ys, cols);
-    for (; r + 4 <= nr; r += 4) micro<F, 4, 1, PF>(w + r * wrb, wrb, at, arb, yt + r, ys, cols);
-    for (; r < nr; ++r) micro<F, 1, 1, PF>(w + r * wrb, wrb, at, arb, yt + r, ys, cols);
+    if (wrb > kLongRowBytes)
+      for (int64_t r = 0; r < nr; ++r) micro<F, 1, 1, kPrefetchBytes>(w + r * wrb, wrb, at, arb, yt + r, ys, cols);
+    else
+      for (int64_t r = 0; r < nr; ++r) micro<F, 1, 1, 0>(w + r * wrb, wrb, at, arb, yt + r, ys, cols);
   }
 }
 
