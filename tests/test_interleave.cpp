@@ -4,7 +4,7 @@
 // interleaved kernel gives the scalar reference's bits for every token and group count, integer
 // inputs give the plain layout's answer exactly (so byte order, nibble order and offsets are
 // right, not merely close), Gaussian data stays within the float-reordering bound of the plain
-// reference, and the matmul driver keeps whole groups per thread whatever the thread count.
+// reference, and the matmul driver keeps whole tiles per thread whatever the thread count.
 #include <gtest/gtest.h>
 
 #include <cmath>

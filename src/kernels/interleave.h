@@ -21,10 +21,10 @@
 // adds four products to every lane. The size is unchanged, and in a whole tile every header run
 // and step is 64-byte aligned when the buffer is. Decode multiplies a tile's four groups at once
 // and so reads the matrix front to back in one stream: with each group's scales and quants in
-// runs of their own (eight streams for four groups), one core read 16-20 GB/s of Q8_0 where the
-// same work on one stream reads 26-30 (a throwaway probe of both orders on 139 MB, 2 MiB pages,
-// this machine; bench_kernels shows the kernels'). A row range that starts at a multiple of 64
-// rows is itself a matrix in this layout, which is how the matmul driver hands out work.
+// runs of their own (eight streams for four groups), one core read 21-23 GB/s of Q4_0 and 19-23
+// of Q8_0, in this order 28-31 and 22-28 (bench_kernels --tokens 1, 32000x2048, Zen 4, 2 MiB
+// pages; docs/PERFORMANCE.md). A row range that starts at a multiple of 64 rows is itself a
+// matrix in this layout, which is how the matmul driver hands out work.
 //
 // The arithmetic of an interleaved matmul (ref::mm_q4_0x16 / ref::mm_q8_0x16 define it; every
 // ISA gives their bits): per (row, token) and block b in order, the exact integer dot product

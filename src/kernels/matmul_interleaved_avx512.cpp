@@ -96,8 +96,9 @@ void group_tokens(const uint8_t* scales, const uint8_t* quants, int64_t stride, 
 
 // A tile of G groups × one token: y[0 .. 16·G). The tile's blocks lie one after another, G
 // groups' scales then G groups' quants each, so this reads one stream front to back. No software
-// prefetch: on that stream the hardware's does better (bench_kernels --types Q8_0,Q4_0 --tokens
-// 1, 32000x2048: prefetching 4 or 8 blocks ahead read 10-25 % less).
+// prefetch: on that stream the hardware's suffices (bench_kernels --types Q8_0,Q4_0 --tokens 1,
+// 32000x2048, with a temporary switch: 1 or 2 blocks ahead no faster, 4 blocks ahead 15-30 %
+// slower on one thread).
 template <typename F, int G>
 void tile_one_token(const uint8_t* tile, int64_t nb, const BlockQ8A* a, const int32_t* sums, float* y) {
   constexpr int64_t kStride = G * (kBlockScaleBytes + F::block_bytes);
