@@ -74,6 +74,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "formats/ggml_types.h"
 #include "kernels/quant.h"
@@ -104,6 +105,19 @@ struct BlockTiles {
 };
 // The tiles of a rows × cols matrix of type Q4_0, Q4_1 or Q8_0 (rows a multiple of 16).
 BlockTiles block_tiles(GgmlType type, int64_t rows, int64_t cols);
+
+// Calls fn(t, std::integral_constant<int, G>{}) for every tile t of G groups, so that a decode
+// kernel can be a template on G (its accumulators in registers). Inline: each ISA's file
+// instantiates it with its own kernel.
+template <typename Fn>
+inline void for_each_tile(const BlockTiles& tiles, Fn&& fn) {
+  for (int64_t t = 0; t < tiles.tiles(); ++t) switch (tiles.tile_groups(t)) {
+      case 4: fn(t, std::integral_constant<int, 4>{}); break;
+      case 3: fn(t, std::integral_constant<int, 3>{}); break;
+      case 2: fn(t, std::integral_constant<int, 2>{}); break;
+      default: fn(t, std::integral_constant<int, 1>{}); break;
+    }
+}
 
 // Rows a share of an interleaved matrix must start at (a multiple of) so that it is a matrix in
 // the same layout: a tile of 64 rows for Q4_0, Q4_1 and Q8_0, a group of 16 for the K-quants.

@@ -139,16 +139,9 @@ void mm_interleaved(const uint8_t* w, size_t, int64_t nr, const void* act_v, siz
   if (nt == 1) {
     const auto* a = reinterpret_cast<const BlockQ8A*>(act);
     const int32_t* sums = q8a_block_sums(act, nb);
-    for (int64_t t = 0; t < tiles.tiles(); ++t) {
-      const uint8_t* tile = w + tiles.tile_start(t);
-      float* yt = y + t * kTileRows;
-      switch (tiles.tile_groups(t)) {
-        case 4: tile_one_token<F, 4>(tile, nb, a, sums, yt); break;
-        case 3: tile_one_token<F, 3>(tile, nb, a, sums, yt); break;
-        case 2: tile_one_token<F, 2>(tile, nb, a, sums, yt); break;
-        default: tile_one_token<F, 1>(tile, nb, a, sums, yt); break;
-      }
-    }
+    for_each_tile(tiles, [&](int64_t t, auto groups) {
+      tile_one_token<F, groups()>(w + tiles.tile_start(t), nb, a, sums, y + t * kTileRows);
+    });
     return;
   }
   for (int64_t g = 0; g < tiles.groups; ++g) {

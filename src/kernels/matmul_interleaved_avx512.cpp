@@ -148,16 +148,9 @@ void mm_interleaved(const uint8_t* w, size_t, int64_t nr, const void* act_v, siz
   if (nt == 1) {
     const auto* a = reinterpret_cast<const BlockQ8A*>(act);
     const int32_t* sums = q8a_block_sums(act, nb);
-    for (int64_t t = 0; t < tiles.tiles(); ++t) {
-      const uint8_t* tile = w + tiles.tile_start(t);
-      float* yt = y + t * kTileRows;
-      switch (tiles.tile_groups(t)) {
-        case 4: tile_one_token<F, 4>(tile, nb, a, sums, yt); break;
-        case 3: tile_one_token<F, 3>(tile, nb, a, sums, yt); break;
-        case 2: tile_one_token<F, 2>(tile, nb, a, sums, yt); break;
-        default: tile_one_token<F, 1>(tile, nb, a, sums, yt); break;
-      }
-    }
+    for_each_tile(tiles, [&](int64_t t, auto groups) {
+      tile_one_token<F, groups()>(w + tiles.tile_start(t), nb, a, sums, y + t * kTileRows);
+    });
     return;
   }
   for (int64_t g = 0; g < tiles.groups; ++g) {
@@ -309,15 +302,9 @@ void mm_x16_ggml(const uint8_t* w, size_t, int64_t nr, const void* act_v, size_t
   auto token = [&](int64_t t) { return reinterpret_cast<const BlockQ8A*>(act + t * arb); };
   auto starts_of = [&](int64_t t) { return F::signed_weights ? starts.data() + t * nb * 8 : nullptr; };
   if (nt == 1) {
-    for (int64_t t = 0; t < tiles.tiles(); ++t) {
-      float* yt = y + t * kTileRows;
-      switch (tiles.tile_groups(t)) {
-        case 4: ggml_tile_one_token<F, 4>(w, tiles, t, token(0), starts_of(0), yt); break;
-        case 3: ggml_tile_one_token<F, 3>(w, tiles, t, token(0), starts_of(0), yt); break;
-        case 2: ggml_tile_one_token<F, 2>(w, tiles, t, token(0), starts_of(0), yt); break;
-        default: ggml_tile_one_token<F, 1>(w, tiles, t, token(0), starts_of(0), yt); break;
-      }
-    }
+    for_each_tile(tiles, [&](int64_t t, auto groups) {
+      ggml_tile_one_token<F, groups()>(w, tiles, t, token(0), starts_of(0), y + t * kTileRows);
+    });
     return;
   }
   for (int64_t g = 0; g < tiles.groups; ++g) {  // prefill: one group × two tokens (then a lone one)
