@@ -2,7 +2,8 @@
 // GFLOP/s, for decode (1 token) and prefill (512 tokens), 1 and 2 threads, with the active
 // kernels (BILLION_KERNELS=scalar to measure the reference). Prints a Markdown table and writes
 // JSON (--out, default bench-kernels.json). Matrices are laid out as the loader would for the
-// active table (Q4_0/Q8_0/Q4_K/Q6_K interleaved where it wants them, kernels::wants_interleaved);
+// active table (Q4_0/Q8_0/Q4_K/Q6_K interleaved where it wants them, kernels::wants_interleaved;
+// Q4_1 in ggml's order where interleave_q4_1_ggml_at_load asks for it);
 // --plain keeps the file's layout, to compare the two. --ggml-order lays Q8_0 out as the loader
 // does a tied Q8_0 output matrix (WeightLayout::Interleaved16Ggml, where the table's
 // interleave_q8_0_ggml_at_load asks for it, else the file's rows); shapes 4 and 5 are such
@@ -136,8 +137,10 @@ int main(int argc, char** argv) {
     for (const Shape& s : shapes) {
       std::vector<uint8_t> base = make_matrix(type, s.rows, s.cols);
       const size_t bytes = base.size();
-      // --ggml-order: Q8_0 as the loader lays a tied output matrix out for this table.
-      const bool ggml = ggml_order && !plain && type == GgmlType::Q8_0 && k.interleave_q8_0_ggml_at_load &&
+      // --ggml-order: Q8_0 as the loader lays a tied output matrix out for this table. Q4_1 is in
+      // ggml's order wherever the table asks for it, as the loader lays every Q4_1 matrix.
+      const bool q4_1_ggml = type == GgmlType::Q4_1 && k.interleave_q4_1_ggml_at_load;
+      const bool ggml = !plain && ((ggml_order && type == GgmlType::Q8_0 && k.interleave_q8_0_ggml_at_load) || q4_1_ggml) &&
                         can_interleave(type, s.rows, s.cols);
       const bool as_output = ggml_order && type == GgmlType::Q8_0;  // ggml's order or the file's rows
       const bool interleaved = ggml || (!plain && !as_output && wants_interleaved(k, type, s.rows, s.cols));

@@ -118,9 +118,9 @@ void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, in
 }
 
 void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t rows, int64_t cols, int64_t r, uint8_t* out) {
-  const int64_t g = r / kInterleaveRows;
-  const int i = static_cast<int>(r % kInterleaveRows);
   if (is_kquant(type)) {
+    const int64_t g = r / kInterleaveRows;
+    const int i = static_cast<int>(r % kInterleaveRows);
     const int64_t nb = cols / kQKK, group_block = kquant_group_block_bytes(type);
     const size_t block = type_block_bytes(type);
     for (int64_t b = 0; b < nb; ++b) {
