@@ -12,6 +12,12 @@
 // Decode is memory-bound, so the weights must come from DRAM as in a real forward pass (22
 // layers × ~40 MB do not fit any cache): a small matrix is replicated into enough copies to
 // exceed 128 MiB and the runs cycle through them.
+//
+// --attention N1,N2,...: instead of the matmuls, attention_f16 of one token over an F16 cache of
+// N positions, one layer of TinyLlama's heads (32 query heads over 4 KV heads, head_dim 64), in
+// both summation orders (Vec: a decode step; Tiled: a prefill batch), one query head per call as
+// the decoder makes them, one thread: microseconds per layer and GFLOP/s (4·head_dim·N per query
+// head: q·k and p·v).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -93,6 +99,44 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// --attention: one layer's attention for one token, per cache length, both orders.
+void bench_attention(const KernelTable& k, const std::vector<std::string>& positions, double min_seconds,
+                     nlohmann::json& results) {
+  constexpr int64_t kHeads = 32, kKvHeads = 4, kHeadDim = 64, kKvStride = kKvHeads * kHeadDim;
+  std::printf("| attention | order | positions | us/layer | GFLOP/s |\n|---|---|---|---|---|\n");
+  for (const std::string& ps : positions) {
+    const int64_t n_pos = std::stoll(ps);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> q(kHeads * kHeadDim), out(kHeads * kHeadDim), scratch(n_pos);
+    std::vector<uint16_t> kc(n_pos * kKvStride), vc(n_pos * kKvStride);
+    for (auto& x : q) x = normal(rng);
+    for (auto& x : kc) x = f32_to_f16(normal(rng));
+    for (auto& x : vc) x = f32_to_f16(normal(rng));
+    for (AttentionOrder order : {AttentionOrder::Vec, AttentionOrder::Tiled}) {
+      const char* name = order == AttentionOrder::Vec ? "vec" : "tiled";
+      std::vector<double> times;
+      const auto start = std::chrono::steady_clock::now();
+      do {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int64_t h = 0; h < kHeads; ++h) {  // one call per query head, as the decoder makes them
+          const int64_t g = h / (kHeads / kKvHeads);
+          k.attention_f16(q.data() + h * kHeadDim, kHeadDim, 1, kHeadDim, kc.data() + g * kHeadDim, vc.data() + g * kHeadDim,
+                          kKvStride, n_pos, 0.125f, out.data() + h * kHeadDim, kHeadDim, scratch.data(), order);
+        }
+        times.push_back(seconds_since(t0));
+      } while (seconds_since(start) < min_seconds || times.size() < 5);
+      std::sort(times.begin(), times.end());
+      const double median = times[times.size() / 2];
+      const double gflops = 4.0 * kHeads * kHeadDim * n_pos / median / 1e9;
+      std::printf("| attention | %s | %lld | %.1f | %.1f |\n", name, static_cast<long long>(n_pos), median * 1e6, gflops);
+      results.push_back({{"kernel", "attention_f16"}, {"order", name}, {"positions", n_pos}, {"heads", kHeads},
+                         {"kv_heads", kKvHeads}, {"head_dim", kHeadDim}, {"reps", times.size()},
+                         {"median_us", median * 1e6}, {"gflop_per_s", gflops}});
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,6 +145,7 @@ int main(int argc, char** argv) {
   std::string tokens_arg = "1,512", threads_arg = "1,2", shapes_arg = "all";
   double min_seconds = 0.5;
   bool plain = false, ggml_order = false;
+  std::string attention_arg;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -112,10 +157,11 @@ int main(int argc, char** argv) {
     else if (a == "--min-seconds") min_seconds = std::stod(next());
     else if (a == "--plain") plain = true;
     else if (a == "--ggml-order") ggml_order = true;  // Q8_0 as a tied output matrix (see the top)
+    else if (a == "--attention") attention_arg = next();  // cache lengths, e.g. 64,512 (see the top)
     else {
       std::printf("usage: bench_kernels [--out FILE] [--types F16,Q4_0,...] [--tokens 1,512]\n"
                   "                     [--threads 1,2] [--shapes all|0,1,2,3,4,5] [--min-seconds S]\n"
-                  "                     [--plain | --ggml-order]\n");
+                  "                     [--plain | --ggml-order] [--attention 64,512]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -130,6 +176,13 @@ int main(int argc, char** argv) {
   const KernelTable& k = active_kernels();
   nlohmann::json results = nlohmann::json::array();
   std::printf("kernels: %s, physical cores: %d\n\n", isa_name(k.isa), physical_core_count());
+  if (!attention_arg.empty()) {
+    bench_attention(k, split(attention_arg), min_seconds, results);
+    nlohmann::json doc = {{"bench", "kernels-attention"}, {"isa", isa_name(k.isa)}, {"results", results}};
+    std::ofstream(out_path) << doc.dump(1) << "\n";
+    std::printf("\nwrote %s\n", out_path.c_str());
+    return 0;
+  }
   std::printf("| type | layout | rows x cols | tokens | threads | ms/call | weight GB/s | GFLOP/s |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const std::string& tname : split(types_arg)) {
