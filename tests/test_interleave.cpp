@@ -163,6 +163,37 @@ TEST_P(InterleaveTest, IntegerInputsEqualPlainLayoutOnEveryIsa) {
   }
 }
 
+// The largest integers a Q4_0 block can give: every nibble 15 (or 0) against activations ±127.
+// The AVX2 tile adds eight maddubs results in int16 (2·15·127 each, 30480 in all, just under
+// 2^15), so a width slip there would show as a wrapped sum.
+TEST(InterleaveQ4_0, ExtremeValuesEqualReference) {
+  const GgmlType type = GgmlType::Q4_0;
+  const int64_t rows = 32, cols = kQK * 64;
+  ThreadPool pool(1);
+  for (uint8_t bits : {uint8_t{0xFF}, uint8_t{0x00}}) {
+    std::vector<uint8_t> plain(rows * type_row_bytes(type, cols), bits);
+    const uint16_t one = f32_to_f16(1.0f);
+    for (size_t off = 0; off < plain.size(); off += sizeof(BlockQ4_0)) std::memcpy(&plain[off], &one, 2);
+    auto m = interleaved(type, plain, rows, cols);
+    for (float sign : {1.0f, -1.0f, 0.0f}) {
+      for (int64_t n_tok : {1, 3, 8}) {
+        std::vector<float> x(n_tok * cols);
+        for (size_t i = 0; i < x.size(); ++i) x[i] = sign != 0.0f ? sign : (i % 3 ? 1.0f : -1.0f);
+        std::vector<float> want(n_tok * rows), got(n_tok * rows);
+        matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, pool);
+        for (Isa isa : available_isas()) {
+          matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, pool);
+          ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+              << isa_name(isa) << " nibbles " << int(bits) << " sign " << sign << " tokens " << n_tok;
+        }
+        // and the exact value for the all-one-sign inputs: 64 blocks of 32 · (nibble - 8) · ±127 · d_a
+        if (sign != 0.0f)
+          EXPECT_NEAR(want[0], sign * (bits ? 7.0f : -8.0f) * cols, 1e-3 * cols) << int(bits);
+      }
+    }
+  }
+}
+
 // On Gaussian data every ISA's interleaved kernel equals the interleaved reference bit for bit,
 // for token counts that hit every prefill tile (8, 7 .. 1 tokens) and decode, group counts that
 // hit decode's four-group tile and its remainder, odd block counts, and 1 or 2 threads.

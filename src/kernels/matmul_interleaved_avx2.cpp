@@ -3,7 +3,8 @@
 // 64-byte step of a group is two registers of 8 rows each. Without vpdpbusd the four products
 // per lane come from maddubs (unsigned × signed bytes → int16 pairs) and madd with ones
 // (→ int32); both stay exact: Q4_0's nibbles are ≤ 15 (pairs ≤ 2·15·127), and Q8_0 uses the
-// sign trick, |w| × (a with w's sign), pairs ≤ 2·128·127 < 2^15. Each lane then computes
+// sign trick, |w| × (a with w's sign), pairs ≤ 2·128·127 < 2^15 (Q4_0 adds its eight maddubs
+// results in int16 first, dot8 below). Each lane then computes
 // fma(float(isum), d_w·d_a, acc) per block in order: bit-identical to ref::mm_q4_0x16 /
 // mm_q8_0x16, as the AVX-512 tiles are.
 //
@@ -46,8 +47,14 @@ struct Q4_0 {
       op[s + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
     }
   }
-  static BILLION_ALWAYS_INLINE __m256i dot(__m256i op, __m256i a) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(op, a), _mm256_set1_epi16(1));
+  // Σ_k dot(op[k], a bytes 4k..4k+3) for the block's 32 activation bytes. The eight maddubs
+  // results are added as int16 before one madd: a nibble pair is ≤ 2·15·127 = 3810, so eight are
+  // ≤ 30480 < 2^15 and the int16 sum is exact, the same integer as eight madds at half the
+  // multiplier work (the port prefill was bound by).
+  static BILLION_ALWAYS_INLINE __m256i dot8(const __m256i* op, const int8_t* a) {
+    __m256i s16 = _mm256_maddubs_epi16(op[0], broadcast4(a));
+    for (int k = 1; k < 8; ++k) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(op[k], broadcast4(a + 4 * k)));
+    return _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
   }
 };
 struct Q8_0 {
@@ -56,6 +63,15 @@ struct Q8_0 {
   static constexpr int offset = 0;  // signed weights: no correction
   static BILLION_ALWAYS_INLINE void operands(const uint8_t* q, int h, __m256i* op) {
     for (int s = 0; s < 8; ++s) op[s] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + s * kStepBytes + 32 * h));
+  }
+  // A pair here reaches 2·128·127 = 32512: no room to add two in int16, so each goes to int32.
+  static BILLION_ALWAYS_INLINE __m256i dot8(const __m256i* op, const int8_t* a) {
+    __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k += 2) {
+      even = _mm256_add_epi32(even, dot(op[k], broadcast4(a + 4 * k)));
+      odd = _mm256_add_epi32(odd, dot(op[k + 1], broadcast4(a + 4 * k + 4)));
+    }
+    return _mm256_add_epi32(even, odd);
   }
   static BILLION_ALWAYS_INLINE __m256i dot(__m256i w, __m256i a) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
@@ -79,8 +95,7 @@ void half_tokens(const uint8_t* scales, const uint8_t* quants, int64_t stride, i
     const __m256 dw = half_scales(scales + b * stride, h);
     for (int j = 0; j < T; ++j) {
       const int8_t* q = a[j][b].qs;
-      __m256i isum = _mm256_set1_epi32(-F::offset * sums[j][b]);
-      for (int k = 0; k < 8; ++k) isum = _mm256_add_epi32(isum, F::dot(op[k], broadcast4(q + 4 * k)));
+      const __m256i isum = _mm256_add_epi32(_mm256_set1_epi32(-F::offset * sums[j][b]), F::dot8(op, q));
       acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(a[j][b].d)), acc[j]);
     }
   }
@@ -101,12 +116,7 @@ void tile_one_token(const uint8_t* tile, int64_t nb, const BlockQ8A* a, const in
       for (int h = 0; h < 2; ++h) {
         __m256i op[8];
         F::operands(block + G * kBlockScaleBytes + g * F::block_bytes, h, op);
-        __m256i even = _mm256_set1_epi32(-F::offset * sums[b]), odd = _mm256_setzero_si256();
-        for (int k = 0; k < 8; k += 2) {
-          even = _mm256_add_epi32(even, F::dot(op[k], broadcast4(a[b].qs + 4 * k)));
-          odd = _mm256_add_epi32(odd, F::dot(op[k + 1], broadcast4(a[b].qs + 4 * k + 4)));
-        }
-        const __m256i isum = _mm256_add_epi32(even, odd);
+        const __m256i isum = _mm256_add_epi32(_mm256_set1_epi32(-F::offset * sums[b]), F::dot8(op, a[b].qs));
         acc[g][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(half_scales(block + g * kBlockScaleBytes, h), da), acc[g][h]);
       }
   }
