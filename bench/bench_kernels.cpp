@@ -15,9 +15,9 @@
 //
 // --attention N1,N2,...: instead of the matmuls, attention_f16 of one token over an F16 cache of
 // N positions, one layer of TinyLlama's heads (32 query heads over 4 KV heads, head_dim 64), in
-// both summation orders (Vec: a decode step; Tiled: a prefill batch), one query head per call as
-// the decoder makes them, one thread: microseconds per layer and GFLOP/s (4·head_dim·N per query
-// head: q·k and p·v).
+// both summation orders (Vec: a decode step; Tiled: a prefill batch), one query head per call
+// ("x1") or the eight of a KV head ("x8"), one thread: microseconds per layer and GFLOP/s
+// (4·head_dim·N per query head: q·k and p·v).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -113,27 +113,29 @@ void bench_attention(const KernelTable& k, const std::vector<std::string>& posit
     for (auto& x : q) x = normal(rng);
     for (auto& x : kc) x = f32_to_f16(normal(rng));
     for (auto& x : vc) x = f32_to_f16(normal(rng));
-    for (AttentionOrder order : {AttentionOrder::Vec, AttentionOrder::Tiled}) {
-      const char* name = order == AttentionOrder::Vec ? "vec" : "tiled";
-      std::vector<double> times;
-      const auto start = std::chrono::steady_clock::now();
-      do {
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int64_t h = 0; h < kHeads; ++h) {  // one call per query head, as the decoder makes them
-          const int64_t g = h / (kHeads / kKvHeads);
-          k.attention_f16(q.data() + h * kHeadDim, kHeadDim, 1, kHeadDim, kc.data() + g * kHeadDim, vc.data() + g * kHeadDim,
-                          kKvStride, n_pos, 0.125f, out.data() + h * kHeadDim, kHeadDim, scratch.data(), order);
-        }
-        times.push_back(seconds_since(t0));
-      } while (seconds_since(start) < min_seconds || times.size() < 5);
-      std::sort(times.begin(), times.end());
-      const double median = times[times.size() / 2];
-      const double gflops = 4.0 * kHeads * kHeadDim * n_pos / median / 1e9;
-      std::printf("| attention | %s | %lld | %.1f | %.1f |\n", name, static_cast<long long>(n_pos), median * 1e6, gflops);
-      results.push_back({{"kernel", "attention_f16"}, {"order", name}, {"positions", n_pos}, {"heads", kHeads},
-                         {"kv_heads", kKvHeads}, {"head_dim", kHeadDim}, {"reps", times.size()},
-                         {"median_us", median * 1e6}, {"gflop_per_s", gflops}});
-    }
+    for (AttentionOrder order : {AttentionOrder::Vec, AttentionOrder::Tiled})
+      for (int64_t per_call : {int64_t{1}, kHeads / kKvHeads}) {  // one query head per call, or a KV head's
+        const std::string name = std::string(order == AttentionOrder::Vec ? "vec" : "tiled") + " x" + std::to_string(per_call);
+        std::vector<double> times;
+        const auto start = std::chrono::steady_clock::now();
+        do {
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int64_t h = 0; h < kHeads; h += per_call) {
+            const int64_t g = h / (kHeads / kKvHeads);
+            k.attention_f16(q.data() + h * kHeadDim, kHeadDim, per_call, kHeadDim, kc.data() + g * kHeadDim,
+                            vc.data() + g * kHeadDim, kKvStride, n_pos, 0.125f, out.data() + h * kHeadDim, kHeadDim,
+                            scratch.data(), order);
+          }
+          times.push_back(seconds_since(t0));
+        } while (seconds_since(start) < min_seconds || times.size() < 5);
+        std::sort(times.begin(), times.end());
+        const double median = times[times.size() / 2];
+        const double gflops = 4.0 * kHeads * kHeadDim * n_pos / median / 1e9;
+        std::printf("| attention | %s | %lld | %.1f | %.1f |\n", name.c_str(), static_cast<long long>(n_pos), median * 1e6, gflops);
+        results.push_back({{"kernel", "attention_f16"}, {"order", name}, {"query_heads_per_call", per_call},
+                           {"positions", n_pos}, {"heads", kHeads}, {"kv_heads", kKvHeads}, {"head_dim", kHeadDim},
+                           {"reps", times.size()}, {"median_us", median * 1e6}, {"gflop_per_s", gflops}});
+      }
   }
 }
 

@@ -475,11 +475,13 @@ TEST_P(OpsTest, F16RowsExact) {
 
 // Every ISA's attention gives the reference's bits in both orders (llama.cpp parity needs it):
 // head_dim a multiple of 64 (the AVX2 fast path: eight positions per lane sum, 16-position softmax
-// chunks; n_pos around those sizes) and in all other head_dims the general path, for several
-// query heads sharing one KV head and a cache row wider than one head.
+// chunks; n_pos around those sizes; for head_dim 64 also several query heads of a KV head in one
+// call, up to 8 at a time) and in all other head_dims the general path, with a cache row wider
+// than one head.
 TEST_P(OpsTest, AttentionF16BitIdenticalToReference) {
-  for (int64_t head_dim : {64, 128, 256, 80, 48}) {
-    const int64_t n_q = 3, kv_stride = 3 * head_dim;
+  for (int64_t head_dim : {64, 128, 256, 80, 48})
+  for (int64_t n_q : {1, 2, 3, 4, 5, 8, 11}) {  // query heads per call: one, a GQA group, more than 8
+    const int64_t kv_stride = 3 * head_dim;
     for (int64_t n_pos : {1, 2, 7, 8, 9, 15, 16, 17, 33, 64, 65, 130, 515}) {
       const auto q = gaussian(n_q * head_dim, 11 + n_pos);
       const auto kf = gaussian(n_pos * kv_stride, 12 + n_pos, 2.0f), vf = gaussian(n_pos * kv_stride, 13 + n_pos);
@@ -494,7 +496,7 @@ TEST_P(OpsTest, AttentionF16BitIdenticalToReference) {
         k().attention_f16(q.data(), head_dim, n_q, head_dim, kc.data() + head_dim, vc.data() + head_dim, kv_stride, n_pos,
                           scale, c.data(), head_dim, scratch.data(), order);
         ASSERT_EQ(0, std::memcmp(a.data(), c.data(), a.size() * sizeof(float)))
-            << "head_dim " << head_dim << " n_pos " << n_pos << (order == AttentionOrder::Vec ? " vec" : " tiled");
+            << "head_dim " << head_dim << " heads " << n_q << " n_pos " << n_pos << (order == AttentionOrder::Vec ? " vec" : " tiled");
       }
     }
   }

@@ -164,6 +164,56 @@ inline __m256 qk_lanes(const float* q, const uint16_t* k, int64_t head_dim) {
   }
 }
 
+// Softmax (ops_ref.cpp softmax_ggml) of the scores s [n_pos] in place, 16 at a time with each
+// chunk's tree sum added in double, then the probabilities rounded to f16 into pv [n_pos].
+inline void probabilities(float* s, int64_t n_pos, float* pv) {
+  __m256 mv = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t p = 0;
+  for (; p + 8 <= n_pos; p += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + p));
+  float max = hmax(mv);
+  for (; p < n_pos; ++p) max = std::fmax(max, s[p]);
+  const __m256 maxv = _mm256_set1_ps(max);
+  double sum = 0.0;
+  for (p = 0; p + 16 <= n_pos; p += 16) {
+    const __m256 lo = exp_ggml256(_mm256_sub_ps(_mm256_loadu_ps(s + p), maxv));
+    const __m256 hi = exp_ggml256(_mm256_sub_ps(_mm256_loadu_ps(s + p + 8), maxv));
+    _mm256_storeu_ps(s + p, lo);
+    _mm256_storeu_ps(s + p + 8, hi);
+    sum += tree16(lo, hi);
+  }
+  if (p < n_pos) {  // the last chunk: positions past the window are exp(-inf) = 0
+    alignas(32) float e[16];
+    const int64_t m = n_pos - p;
+    std::copy(s + p, s + n_pos, e);
+    const __m256 lo = exp_ggml256(_mm256_sub_ps(_mm256_load_ps(e), maxv));
+    const __m256 hi = exp_ggml256(_mm256_sub_ps(_mm256_load_ps(e + 8), maxv));
+    _mm256_store_ps(e, lo);
+    _mm256_store_ps(e + 8, hi);
+    std::fill(e + m, e + 16, 0.0f);
+    sum += tree16(_mm256_load_ps(e), _mm256_load_ps(e + 8));
+    std::copy(e, e + m, s + p);
+  }
+  const float inv_f = static_cast<float>(1.0 / sum);
+  const __m256 inv = _mm256_set1_ps(inv_f);
+  for (p = 0; p + 8 <= n_pos; p += 8) _mm256_storeu_ps(pv + p, round_f16(_mm256_mul_ps(_mm256_loadu_ps(s + p), inv)));
+  for (; p < n_pos; ++p) pv[p] = _cvtsh_ss(_cvtss_sh(s[p] * inv_f, _MM_FROUND_TO_NEAREST_INT));
+}
+
+// Eight output dims from the value sums' lanes, lane l's eight sums at acc + l·lane_stride: the
+// lanes' tree (ops_ref.cpp tree16; the vector order first adds its four accumulators as
+// (a0 + a2) + (a1 + a3)), eight dims per instruction.
+template <bool kTiled>
+inline void combine_lanes8(const float* acc, int64_t lane_stride, float* o) {
+  auto row = [&](int64_t lane) { return _mm256_loadu_ps(acc + lane * lane_stride); };
+  __m256 x[16];
+  for (int l = 0; l < 16; ++l)
+    x[l] = kTiled ? row(l) : _mm256_add_ps(_mm256_add_ps(row(l), row(l + 32)), _mm256_add_ps(row(l + 16), row(l + 48)));
+  __m256 t3[8], t6[4];
+  for (int l = 0; l < 8; ++l) t3[l] = _mm256_add_ps(x[l + 8], x[l]);
+  for (int l = 0; l < 4; ++l) t6[l] = _mm256_add_ps(t3[l + 4], t3[l]);
+  _mm256_storeu_ps(o, _mm256_add_ps(_mm256_add_ps(t6[0], t6[2]), _mm256_add_ps(t6[1], t6[3])));
+}
+
 template <bool kTiled>
 void attention_64(const float* q, int64_t q_stride, int64_t n_q, int64_t head_dim, const uint16_t* k,
                   const uint16_t* v, int64_t kv_stride, int64_t n_pos, float scale, float* out,
@@ -195,37 +245,7 @@ void attention_64(const float* q, int64_t q_stride, int64_t n_q, int64_t head_di
       }
     }
 
-    // Softmax (ops_ref.cpp softmax_ggml): 16 at a time, each chunk's tree sum added in double.
-    __m256 mv = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-    int64_t p = 0;
-    for (; p + 8 <= n_pos; p += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(scratch + p));
-    float max = hmax(mv);
-    for (; p < n_pos; ++p) max = std::fmax(max, scratch[p]);
-    const __m256 maxv = _mm256_set1_ps(max);
-    double sum = 0.0;
-    for (p = 0; p + 16 <= n_pos; p += 16) {
-      const __m256 lo = exp_ggml256(_mm256_sub_ps(_mm256_loadu_ps(scratch + p), maxv));
-      const __m256 hi = exp_ggml256(_mm256_sub_ps(_mm256_loadu_ps(scratch + p + 8), maxv));
-      _mm256_storeu_ps(scratch + p, lo);
-      _mm256_storeu_ps(scratch + p + 8, hi);
-      sum += tree16(lo, hi);
-    }
-    if (p < n_pos) {  // the last chunk: positions past the window are exp(-inf) = 0
-      alignas(32) float e[16];
-      const int64_t m = n_pos - p;
-      std::copy(scratch + p, scratch + n_pos, e);
-      const __m256 lo = exp_ggml256(_mm256_sub_ps(_mm256_load_ps(e), maxv));
-      const __m256 hi = exp_ggml256(_mm256_sub_ps(_mm256_load_ps(e + 8), maxv));
-      _mm256_store_ps(e, lo);
-      _mm256_store_ps(e + 8, hi);
-      std::fill(e + m, e + 16, 0.0f);
-      sum += tree16(_mm256_load_ps(e), _mm256_load_ps(e + 8));
-      std::copy(e, e + m, scratch + p);
-    }
-    const float inv_f = static_cast<float>(1.0 / sum);
-    const __m256 inv = _mm256_set1_ps(inv_f);
-    for (p = 0; p + 8 <= n_pos; p += 8) _mm256_storeu_ps(pv.data() + p, round_f16(_mm256_mul_ps(_mm256_loadu_ps(scratch + p), inv)));
-    for (; p < n_pos; ++p) pv[p] = _cvtsh_ss(_cvtss_sh(scratch[p] * inv_f, _MM_FROUND_TO_NEAREST_INT));
+    probabilities(scratch, n_pos, pv.data());
 
     // out = sum_p pv[p] v[p]: lane p % kStride sums its positions in order (a lane past n_pos
     // stays zero, as the reference's zero padding leaves it), 64 dims in eight registers.
@@ -241,18 +261,105 @@ void attention_64(const float* q, int64_t q_stride, int64_t n_q, int64_t head_di
         }
         for (int c = 0; c < 8; ++c) _mm256_storeu_ps(acc.data() + lane * 64 + 8 * c, r[c]);
       }
-      // The lanes' tree (ops_ref.cpp tree16; the vector order first adds its four accumulators
-      // as (a0 + a2) + (a1 + a3)), eight output dims per instruction.
-      for (int c = 0; c < 8; ++c) {
-        auto row = [&](int64_t lane) { return _mm256_loadu_ps(acc.data() + lane * 64 + 8 * c); };
-        __m256 x[16];
-        for (int l = 0; l < 16; ++l)
-          x[l] = kTiled ? row(l) : _mm256_add_ps(_mm256_add_ps(row(l), row(l + 32)), _mm256_add_ps(row(l + 16), row(l + 48)));
-        __m256 t3[8], t6[4];
-        for (int l = 0; l < 8; ++l) t3[l] = _mm256_add_ps(x[l + 8], x[l]);
-        for (int l = 0; l < 4; ++l) t6[l] = _mm256_add_ps(t3[l + 4], t3[l]);
-        _mm256_storeu_ps(o + d0 + 8 * c, _mm256_add_ps(_mm256_add_ps(t6[0], t6[2]), _mm256_add_ps(t6[1], t6[3])));
+      for (int c = 0; c < 8; ++c) combine_lanes8<kTiled>(acc.data() + 8 * c, 64, o + d0 + 8 * c);
+    }
+  }
+}
+
+
+// The lanes of q·k for head_dim 64 from the key row already in registers (qk_lanes' arithmetic).
+template <bool kTiled>
+inline __m256 qk_lanes64(const float* q, const __m256 kv[8]) {
+  if constexpr (kTiled) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    for (int c = 0; c < 8; c += 2) {
+      lo = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), kv[c], lo);
+      hi = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c + 8), kv[c + 1], hi);
+    }
+    return _mm256_add_ps(hi, lo);
+  } else {
+    __m256 a[8];
+    for (int j = 0; j < 8; ++j) a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * j), kv[j], _mm256_setzero_ps());
+    const __m256 lo = _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6]));
+    const __m256 hi = _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7]));
+    return _mm256_add_ps(hi, lo);
+  }
+}
+
+// NQ query heads of head_dim 64 over one KV head (GQA), each with attention_64's arithmetic, but
+// every key and value row is loaded and converted once for all NQ heads instead of once per
+// head: the one-head loops read the cache from L2 once per query head, which bounded them.
+template <bool kTiled, int NQ>
+void attention_group64(const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, int64_t kv_stride,
+                       int64_t n_pos, float scale, float* out, int64_t out_stride) {
+  constexpr int64_t kDim = 64;
+  constexpr int64_t kStride = kTiled ? 16 : 64;  // value-sum lanes, as attention_64
+  // Dim slices of 8 per pass over the values: NQ accumulators each, within 16 registers.
+  constexpr int kSlices = NQ <= 2 ? 4 : NQ <= 4 ? 2 : 1;
+  const int64_t padded = n_pos + 8;  // the last score block is stored whole
+  thread_local std::vector<float> qh, sc, pv, acc;
+  qh.resize(NQ * kDim);
+  sc.resize(NQ * padded);
+  pv.resize(NQ * padded);
+  constexpr int64_t kPassFloats = 8 * kSlices;  // one pass's dims
+  acc.resize(kStride * NQ * kPassFloats);
+  for (int h = 0; h < NQ; ++h)
+    for (int64_t i = 0; i < kDim; i += 8) _mm256_storeu_ps(qh.data() + h * kDim + i, round_f16(_mm256_loadu_ps(q + h * q_stride + i)));
+
+  const __m256 scale_v = _mm256_set1_ps(scale);
+  for (int64_t p0 = 0; p0 < n_pos; p0 += 8) {
+    const int64_t m = std::min<int64_t>(8, n_pos - p0);
+    __m256 lanes[NQ][8];
+    for (int64_t j = 0; j < 8; ++j) {
+      if (j < m) {
+        __m256 kv[8];
+        for (int c = 0; c < 8; ++c) kv[c] = load_f16(k + (p0 + j) * kv_stride + 8 * c);
+        for (int h = 0; h < NQ; ++h) lanes[h][j] = qk_lanes64<kTiled>(qh.data() + h * kDim, kv);
+      } else {
+        for (int h = 0; h < NQ; ++h) lanes[h][j] = _mm256_setzero_ps();
       }
+    }
+    for (int h = 0; h < NQ; ++h) _mm256_storeu_ps(sc.data() + h * padded + p0, _mm256_mul_ps(hsum8(lanes[h]), scale_v));
+  }
+  for (int h = 0; h < NQ; ++h) probabilities(sc.data() + h * padded, n_pos, pv.data() + h * padded);
+
+  for (int c0 = 0; c0 < 8; c0 += kSlices) {
+    for (int64_t lane = 0; lane < kStride; ++lane) {
+      __m256 r[NQ][kSlices];
+      for (int h = 0; h < NQ; ++h)
+        for (int c = 0; c < kSlices; ++c) r[h][c] = _mm256_setzero_ps();
+      for (int64_t pp = lane; pp < n_pos; pp += kStride) {
+        __m256 vv[kSlices];
+        for (int c = 0; c < kSlices; ++c) vv[c] = load_f16(v + pp * kv_stride + 8 * (c0 + c));
+        for (int h = 0; h < NQ; ++h) {
+          const __m256 pw = _mm256_broadcast_ss(&pv[h * padded + pp]);
+          for (int c = 0; c < kSlices; ++c) r[h][c] = _mm256_fmadd_ps(pw, vv[c], r[h][c]);
+        }
+      }
+      for (int h = 0; h < NQ; ++h)
+        for (int c = 0; c < kSlices; ++c) _mm256_storeu_ps(acc.data() + (lane * NQ + h) * kPassFloats + 8 * c, r[h][c]);
+    }
+    // acc holds one pass's dims as [lane, head, dims], at most 16 KiB, so the combine reads it
+    // from L1 (all 64 dims of eight heads were 128 KiB, and [head, lane] put a lane's eight
+    // stores 16 KiB apart, in one L1 set).
+    for (int h = 0; h < NQ; ++h)
+      for (int c = 0; c < kSlices; ++c)
+        combine_lanes8<kTiled>(acc.data() + h * kPassFloats + 8 * c, NQ * kPassFloats, out + h * out_stride + 8 * (c0 + c));
+  }
+}
+
+template <bool kTiled>
+void attention_heads64(const float* q, int64_t q_stride, int64_t n_q, const uint16_t* k, const uint16_t* v,
+                       int64_t kv_stride, int64_t n_pos, float scale, float* out, int64_t out_stride) {
+  for (int64_t h = 0; h < n_q; h += 8) {
+    const float* qh = q + h * q_stride;
+    float* oh = out + h * out_stride;
+    switch (std::min<int64_t>(8, n_q - h)) {
+#define BILLION_GROUP(n) \
+  case n: attention_group64<kTiled, n>(qh, q_stride, k, v, kv_stride, n_pos, scale, oh, out_stride); break;
+      BILLION_GROUP(1) BILLION_GROUP(2) BILLION_GROUP(3) BILLION_GROUP(4)
+      BILLION_GROUP(5) BILLION_GROUP(6) BILLION_GROUP(7) BILLION_GROUP(8)
+#undef BILLION_GROUP
     }
   }
 }
@@ -264,6 +371,10 @@ void attention_f16(const float* q, int64_t q_stride, int64_t n_q, int64_t head_d
                    float scale, float* out, int64_t out_stride, float* scratch, AttentionOrder order) {
   if (head_dim % 64 != 0 || n_pos <= 0)
     attention_any(q, q_stride, n_q, head_dim, k, v, kv_stride, n_pos, scale, out, out_stride, scratch, order);
+  else if (head_dim == 64 && n_q > 1 && order == AttentionOrder::Tiled)
+    attention_heads64<true>(q, q_stride, n_q, k, v, kv_stride, n_pos, scale, out, out_stride);
+  else if (head_dim == 64 && n_q > 1)
+    attention_heads64<false>(q, q_stride, n_q, k, v, kv_stride, n_pos, scale, out, out_stride);
   else if (order == AttentionOrder::Tiled)
     attention_64<true>(q, q_stride, n_q, head_dim, k, v, kv_stride, n_pos, scale, out, out_stride, scratch);
   else

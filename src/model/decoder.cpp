@@ -121,26 +121,34 @@ void Decoder::attention(int layer, int n, int start, KVCache& cache, kernels::At
   const int q_dim = spec_.n_heads * hd, kv_dim = n_kv * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const size_t row_bytes = size_t(kv_dim) * cache.element_bytes();
-  // One work item per (token, query head) over positions [0, start + t], its causal window;
-  // heads are independent, so the split changes no value. Per query head rather than per KV
-  // head: a decode step of SmolLM2 (3 KV heads) on 2 threads was split 2:1, one thread idle a
-  // third of the attention time; its 9 query heads split 5:4.
+  // One work item per (token, KV head): the query heads sharing that KV head (GQA) in one call,
+  // so the kernel reads each cache row once for all of them, over positions [0, start + t], the
+  // token's causal window. When that leaves too few items to split evenly (a decode step of
+  // SmolLM2, 3 KV heads on 2 threads, ran one thread idle a third of the attention time), one
+  // item per (token, query head) instead. Heads are independent and the kernel's arithmetic per
+  // head does not depend on how many it gets, so the split changes no value.
   const int n_heads = spec_.n_heads;
-  pool.parallel_for(int64_t(n) * n_heads, [&](int64_t begin, int64_t end) {
+  const int64_t threads = pool.size();
+  const int64_t kv_items = int64_t(n) * n_kv;
+  const bool per_kv_head = group > 1 && (kv_items % threads == 0 || kv_items >= 8 * threads);
+  const int heads_per_item = per_kv_head ? group : 1;
+  const int items_per_token = n_heads / heads_per_item;
+  pool.parallel_for(int64_t(n) * items_per_token, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
     if (scores.size() < size_t(start + n)) scores.resize(start + n);
     for (int64_t item = begin; item < end; ++item) {
-      const int t = static_cast<int>(item / n_heads), h = static_cast<int>(item % n_heads), g = h / group;
+      const int t = static_cast<int>(item / items_per_token);
+      const int h = static_cast<int>(item % items_per_token) * heads_per_item, g = h / group;
       const int n_pos = start + t + 1;
       const float* q = q_.data() + int64_t(t) * q_dim + int64_t(h) * hd;
       float* out = att_.data() + int64_t(t) * q_dim + int64_t(h) * hd;
       const uint8_t* k0 = cache.key(layer, 0) + size_t(g) * hd * cache.element_bytes();
       const uint8_t* v0 = cache.value(layer, 0) + size_t(g) * hd * cache.element_bytes();
       if (cache.type() == KVType::F16) {
-        kt.attention_f16(q, hd, 1, hd, reinterpret_cast<const uint16_t*>(k0), reinterpret_cast<const uint16_t*>(v0), kv_dim, n_pos,
-                         scale, out, hd, scores.data(), order);
+        kt.attention_f16(q, hd, heads_per_item, hd, reinterpret_cast<const uint16_t*>(k0), reinterpret_cast<const uint16_t*>(v0),
+                         kv_dim, n_pos, scale, out, hd, scores.data(), order);
       } else {
-        attention_f32(q, 1, hd, k0, v0, row_bytes, n_pos, scale, out, scores.data(), kt);
+        attention_f32(q, heads_per_item, hd, k0, v0, row_bytes, n_pos, scale, out, scores.data(), kt);
       }
     }
   });
