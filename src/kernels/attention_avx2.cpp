@@ -164,41 +164,6 @@ inline __m256 qk_lanes(const float* q, const uint16_t* k, int64_t head_dim) {
   }
 }
 
-// Softmax (ops_ref.cpp softmax_ggml) of the scores s [n_pos] in place, 16 at a time with each
-// chunk's tree sum added in double, then the probabilities rounded to f16 into pv [n_pos].
-inline void probabilities(float* s, int64_t n_pos, float* pv) {
-  __m256 mv = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  int64_t p = 0;
-  for (; p + 8 <= n_pos; p += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + p));
-  float max = hmax(mv);
-  for (; p < n_pos; ++p) max = std::fmax(max, s[p]);
-  const __m256 maxv = _mm256_set1_ps(max);
-  double sum = 0.0;
-  for (p = 0; p + 16 <= n_pos; p += 16) {
-    const __m256 lo = exp_ggml256(_mm256_sub_ps(_mm256_loadu_ps(s + p), maxv));
-    const __m256 hi = exp_ggml256(_mm256_sub_ps(_mm256_loadu_ps(s + p + 8), maxv));
-    _mm256_storeu_ps(s + p, lo);
-    _mm256_storeu_ps(s + p + 8, hi);
-    sum += tree16(lo, hi);
-  }
-  if (p < n_pos) {  // the last chunk: positions past the window are exp(-inf) = 0
-    alignas(32) float e[16];
-    const int64_t m = n_pos - p;
-    std::copy(s + p, s + n_pos, e);
-    const __m256 lo = exp_ggml256(_mm256_sub_ps(_mm256_load_ps(e), maxv));
-    const __m256 hi = exp_ggml256(_mm256_sub_ps(_mm256_load_ps(e + 8), maxv));
-    _mm256_store_ps(e, lo);
-    _mm256_store_ps(e + 8, hi);
-    std::fill(e + m, e + 16, 0.0f);
-    sum += tree16(_mm256_load_ps(e), _mm256_load_ps(e + 8));
-    std::copy(e, e + m, s + p);
-  }
-  const float inv_f = static_cast<float>(1.0 / sum);
-  const __m256 inv = _mm256_set1_ps(inv_f);
-  for (p = 0; p + 8 <= n_pos; p += 8) _mm256_storeu_ps(pv + p, round_f16(_mm256_mul_ps(_mm256_loadu_ps(s + p), inv)));
-  for (; p < n_pos; ++p) pv[p] = _cvtsh_ss(_cvtss_sh(s[p] * inv_f, _MM_FROUND_TO_NEAREST_INT));
-}
-
 // Eight output dims from the value sums' lanes, lane l's eight sums at acc + l·lane_stride: the
 // lanes' tree (ops_ref.cpp tree16; the vector order first adds its four accumulators as
 // (a0 + a2) + (a1 + a3)), eight dims per instruction.

@@ -95,7 +95,7 @@ const KernelTable& avx2_kernel_table() {
 // The AVX2 table with the AVX-512 tiles of the formats that have one (Q8_0, Q4_0, Q4_1, the
 // K-quants Q4_K, Q5_K, Q6_K, F16 and BF16: the weights of the models people run) and the
 // interleaved Q4_0/Q8_0/Q4_K/Q6_K kernels the loader re-lays those matrices for (as for AVX2), plus
-// the tied Q8_0 output in ggml's order; every other entry is AVX2's.
+// the tied Q8_0 output in ggml's order, and attention; every other entry is AVX2's.
 const KernelTable& avx512_kernel_table() {
   static const KernelTable table = [] {
     KernelTable t = avx2_kernel_table();
@@ -118,6 +118,7 @@ const KernelTable& avx512_kernel_table() {
     t.mm_q4_1x16_ggml = avx512::mm_q4_1x16_ggml;
     t.interleave_q8_0_ggml_at_load = true;
     t.interleave_q4_1_ggml_at_load = true;
+    t.attention_f16 = avx512::attention_f16;  // attention_avx512.cpp
     return t;
   }();
   return table;

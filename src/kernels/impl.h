@@ -70,6 +70,11 @@ void mm_q6_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, floa
 // 16-bit float weights (matmul_float_avx512.cpp).
 void mm_f16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_bf16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+// Attention over the F16 cache (attention_avx512.cpp): head_dim 64 in ZMM registers, other sizes
+// through avx2::attention_f16; the reference's bits either way.
+void attention_f16(const float* q, int64_t q_stride, int64_t n_q, int64_t head_dim, const uint16_t* k,
+                   const uint16_t* v, int64_t kv_stride, int64_t n_pos, float scale, float* out,
+                   int64_t out_stride, float* scratch, AttentionOrder order);
 }  // namespace avx512
 
 // Interleaved Q4_0/Q8_0 for CPUs without AVX-512 (matmul_interleaved_avx2.cpp).
