@@ -67,30 +67,7 @@ void attention_any(const float* q, int64_t q_stride, int64_t n_q, int64_t head_d
     for (; i < head_dim; ++i) qh[i] = _cvtsh_ss(_cvtss_sh(qs[i], _MM_FROUND_TO_NEAREST_INT));
     for (int64_t p = 0; p < n_pos; ++p) scratch[p] = ordered_dot_qk(qh.data(), k + p * kv_stride, head_dim, order) * scale;
 
-    // softmax (ops_ref.cpp softmax_ggml): 16 at a time, each group's tree sum added in double.
-    __m256 mv = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-    int64_t p = 0;
-    for (; p + 8 <= n_pos; p += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(scratch + p));
-    float max = hmax(mv);
-    for (; p < n_pos; ++p) max = std::fmax(max, scratch[p]);
-    const __m256 maxv = _mm256_set1_ps(max);
-    double sum = 0.0;
-    for (p = 0; p < n_pos; p += 16) {
-      alignas(32) float e[16] = {};
-      const int64_t m = std::min<int64_t>(16, n_pos - p);
-      for (int64_t t = 0; t < m; ++t) e[t] = scratch[p + t];
-      __m256 lo = exp_ggml256(_mm256_sub_ps(_mm256_load_ps(e), maxv));
-      __m256 hi = exp_ggml256(_mm256_sub_ps(_mm256_load_ps(e + 8), maxv));
-      _mm256_store_ps(e, lo);
-      _mm256_store_ps(e + 8, hi);
-      for (int64_t t = m; t < 16; ++t) e[t] = 0.0f;  // positions past the window: exp(-inf) = 0
-      sum += tree16(_mm256_load_ps(e), _mm256_load_ps(e + 8));
-      for (int64_t t = 0; t < m; ++t) scratch[p + t] = e[t];
-    }
-    const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / sum));
-    for (p = 0; p + 8 <= n_pos; p += 8) _mm256_storeu_ps(pv.data() + p, round_f16(_mm256_mul_ps(_mm256_loadu_ps(scratch + p), inv)));
-    for (; p < n_pos; ++p)
-      pv[p] = _cvtsh_ss(_cvtss_sh(scratch[p] * static_cast<float>(1.0 / sum), _MM_FROUND_TO_NEAREST_INT));
+    probabilities(scratch, n_pos, pv.data());  // the rest of pv stays zero
 
     // out = Σ_p pv[p] v[p]: lane (p / 16 % groups, p % 16) sums its positions in order, then the
     // lanes combine as in ordered_dot. Output dims in blocks of 64 (8 registers).
@@ -316,17 +293,9 @@ void attention_group64(const float* q, int64_t q_stride, const uint16_t* k, cons
 template <bool kTiled>
 void attention_heads64(const float* q, int64_t q_stride, int64_t n_q, const uint16_t* k, const uint16_t* v,
                        int64_t kv_stride, int64_t n_pos, float scale, float* out, int64_t out_stride) {
-  for (int64_t h = 0; h < n_q; h += 8) {
-    const float* qh = q + h * q_stride;
-    float* oh = out + h * out_stride;
-    switch (std::min<int64_t>(8, n_q - h)) {
-#define BILLION_GROUP(n) \
-  case n: attention_group64<kTiled, n>(qh, q_stride, k, v, kv_stride, n_pos, scale, oh, out_stride); break;
-      BILLION_GROUP(1) BILLION_GROUP(2) BILLION_GROUP(3) BILLION_GROUP(4)
-      BILLION_GROUP(5) BILLION_GROUP(6) BILLION_GROUP(7) BILLION_GROUP(8)
-#undef BILLION_GROUP
-    }
-  }
+  for_each_head_group(n_q, [&](int64_t h, auto heads) {
+    attention_group64<kTiled, heads()>(q + h * q_stride, q_stride, k, v, kv_stride, n_pos, scale, out + h * out_stride, out_stride);
+  });
 }
 
 }  // namespace

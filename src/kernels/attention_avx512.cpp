@@ -150,17 +150,9 @@ void attention_group(const float* q, int64_t q_stride, const uint16_t* k, const 
 template <bool kTiled>
 void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const uint16_t* k, const uint16_t* v,
                      int64_t kv_stride, int64_t n_pos, float scale, float* out, int64_t out_stride) {
-  for (int64_t h = 0; h < n_q; h += 8) {
-    const float* qh = q + h * q_stride;
-    float* oh = out + h * out_stride;
-    switch (std::min<int64_t>(8, n_q - h)) {
-#define BILLION_GROUP(n) \
-  case n: attention_group<kTiled, n>(qh, q_stride, k, v, kv_stride, n_pos, scale, oh, out_stride); break;
-      BILLION_GROUP(1) BILLION_GROUP(2) BILLION_GROUP(3) BILLION_GROUP(4)
-      BILLION_GROUP(5) BILLION_GROUP(6) BILLION_GROUP(7) BILLION_GROUP(8)
-#undef BILLION_GROUP
-    }
-  }
+  avx2::for_each_head_group(n_q, [&](int64_t h, auto heads) {
+    attention_group<kTiled, heads()>(q + h * q_stride, q_stride, k, v, kv_stride, n_pos, scale, out + h * out_stride, out_stride);
+  });
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace billion::kernels::avx2 {
 namespace {
@@ -98,6 +99,24 @@ inline void probabilities(float* s, int64_t n_pos, float* pv) {
   const __m256 inv = _mm256_set1_ps(inv_f);
   for (p = 0; p + 8 <= n_pos; p += 8) _mm256_storeu_ps(pv + p, round_f16(_mm256_mul_ps(_mm256_loadu_ps(s + p), inv)));
   for (; p < n_pos; ++p) pv[p] = _cvtsh_ss(_cvtss_sh(s[p] * inv_f, _MM_FROUND_TO_NEAREST_INT));
+}
+
+// The attention kernels' query heads in groups of up to 8, each group's size a compile-time
+// constant for the kernel's register arrays: fn(first head, std::integral_constant<int, n>).
+template <typename Fn>
+inline void for_each_head_group(int64_t n_q, Fn&& fn) {
+  for (int64_t h = 0; h < n_q; h += 8) {
+    switch (std::min<int64_t>(8, n_q - h)) {
+      case 1: fn(h, std::integral_constant<int, 1>{}); break;
+      case 2: fn(h, std::integral_constant<int, 2>{}); break;
+      case 3: fn(h, std::integral_constant<int, 3>{}); break;
+      case 4: fn(h, std::integral_constant<int, 4>{}); break;
+      case 5: fn(h, std::integral_constant<int, 5>{}); break;
+      case 6: fn(h, std::integral_constant<int, 6>{}); break;
+      case 7: fn(h, std::integral_constant<int, 7>{}); break;
+      default: fn(h, std::integral_constant<int, 8>{}); break;
+    }
+  }
 }
 
 }  // namespace
