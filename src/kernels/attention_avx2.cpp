@@ -2,12 +2,15 @@
 // Bit for bit the reference's arithmetic (ops_ref.cpp): q and the probabilities rounded to f16,
 // products of two f16 values exact in float, sums in the AttentionOrder's lanes and trees.
 //
-// Two paths. head_dim a multiple of 64 (every model we target: 64, 128, 256) takes the fast one:
-// scores eight positions at a time with one transposed lane sum, full 16-position softmax chunks
-// straight from memory, the value sums with a fixed 64-dim register block, and the lanes of the
-// value sums combined eight dims per instruction. Any other head_dim takes the general path.
-// The fast path replaced the general one for those sizes because attention was 17 % of a
-// TinyLlama Q4_0 pp512 run (perf, 2026-11-26), ~8x slower per FLOP than the matmuls.
+// Three paths. head_dim a multiple of 64 (every model we target: 64, 128, 256) takes a fast one
+// (attention_64): scores of eight positions through one transposed lane sum, full 16-position
+// softmax chunks read in place (probabilities, simd_avx2.h), the value sums in a fixed 64-dim
+// register block, their lanes combined eight dims per instruction. With head_dim 64 and several
+// query heads of one KV head per call (GQA; the decoder's usual call), attention_group64 does the
+// same for up to 8 heads at once, loading and converting each cache row once for all of them.
+// Any other head_dim takes the general path (attention_any). The fast paths were written because
+// attention was 17 % of a TinyLlama Q4_0 pp512 run (perf, 2026-11-26), ~8x slower per FLOP than
+// the matmuls; docs/PERFORMANCE.md "Attention, and the query heads of a KV head together".
 #include <immintrin.h>
 
 #include <algorithm>
@@ -44,7 +47,6 @@ float ordered_dot_qk(const float* q, const uint16_t* k, int64_t n, AttentionOrde
   for (int64_t i = blocked; i < n; ++i) sum += static_cast<double>(q[i] * _cvtsh_ss(k[i]));
   return static_cast<float>(sum);
 }
-
 
 // Any head_dim (a multiple of 16 for the tiled order, else it falls back to the vector order's
 // lanes with a double tail, as the reference does).
@@ -207,7 +209,6 @@ void attention_64(const float* q, int64_t q_stride, int64_t n_q, int64_t head_di
     }
   }
 }
-
 
 // The lanes of q·k for head_dim 64 from the key row already in registers (qk_lanes' arithmetic).
 template <bool kTiled>
