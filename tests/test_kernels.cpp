@@ -414,6 +414,15 @@ TEST(Matmul, ManyRejectsMismatchedInputs) {
 
 // ---- small ops: each ISA against the reference -------------------------------------------
 
+namespace {
+// f16 cache values from floats, rounded as the reference rounds them.
+std::vector<uint16_t> to_f16(const std::vector<float>& x) {
+  std::vector<uint16_t> h(x.size());
+  scalar_kernel_table().f32_to_f16(x.data(), h.data(), static_cast<int64_t>(x.size()));
+  return h;
+}
+}  // namespace
+
 class OpsTest : public ::testing::TestWithParam<Isa> {
  protected:
   const KernelTable& ref = scalar_kernel_table();
@@ -474,29 +483,29 @@ TEST_P(OpsTest, F16RowsExact) {
 }
 
 // Every ISA's attention gives the reference's bits in both orders (llama.cpp parity needs it):
-// head_dim a multiple of 64 (the AVX2 fast path: eight positions per lane sum, 16-position softmax
-// chunks; n_pos around those sizes; for head_dim 64 also several query heads of a KV head in one
-// call, up to 8 at a time) and in all other head_dims the general path, with a cache row wider
-// than one head.
+// head_dim a multiple of 64 (the fast paths: eight or sixteen positions per lane sum, 16-position
+// softmax chunks; n_pos around those sizes; for head_dim 64 also several query heads of a KV head
+// in one call, up to 8 at a time) and in all other head_dims the general path, with a cache row
+// wider than one head.
 TEST_P(OpsTest, AttentionF16BitIdenticalToReference) {
-  for (int64_t head_dim : {64, 128, 256, 80, 48})
-  for (int64_t n_q : {1, 2, 3, 4, 5, 8, 11}) {  // query heads per call: one, a GQA group, more than 8
+  for (int64_t head_dim : {64, 128, 256, 80, 48}) {
     const int64_t kv_stride = 3 * head_dim;
-    for (int64_t n_pos : {1, 2, 7, 8, 9, 15, 16, 17, 33, 64, 65, 130, 515}) {
-      const auto q = gaussian(n_q * head_dim, 11 + n_pos);
-      const auto kf = gaussian(n_pos * kv_stride, 12 + n_pos, 2.0f), vf = gaussian(n_pos * kv_stride, 13 + n_pos);
-      std::vector<uint16_t> kc(kf.size()), vc(vf.size());
-      ref.f32_to_f16(kf.data(), kc.data(), kf.size());
-      ref.f32_to_f16(vf.data(), vc.data(), vf.size());
-      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-      std::vector<float> a(n_q * head_dim), c(n_q * head_dim), scratch(n_pos);
-      for (AttentionOrder order : {AttentionOrder::Vec, AttentionOrder::Tiled}) {
-        ref.attention_f16(q.data(), head_dim, n_q, head_dim, kc.data() + head_dim, vc.data() + head_dim, kv_stride, n_pos,
-                          scale, a.data(), head_dim, scratch.data(), order);
-        k().attention_f16(q.data(), head_dim, n_q, head_dim, kc.data() + head_dim, vc.data() + head_dim, kv_stride, n_pos,
-                          scale, c.data(), head_dim, scratch.data(), order);
-        ASSERT_EQ(0, std::memcmp(a.data(), c.data(), a.size() * sizeof(float)))
-            << "head_dim " << head_dim << " heads " << n_q << " n_pos " << n_pos << (order == AttentionOrder::Vec ? " vec" : " tiled");
+    const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    for (int64_t n_q : {1, 2, 3, 4, 5, 8, 11}) {  // query heads per call: one, a GQA group, more than 8
+      for (int64_t n_pos : {1, 2, 7, 8, 9, 15, 16, 17, 33, 64, 65, 130, 515}) {
+        const auto q = gaussian(n_q * head_dim, 11 + n_pos);
+        const auto kc = to_f16(gaussian(n_pos * kv_stride, 12 + n_pos, 2.0f));
+        const auto vc = to_f16(gaussian(n_pos * kv_stride, 13 + n_pos));
+        std::vector<float> a(n_q * head_dim), c(n_q * head_dim), scratch(n_pos);
+        for (AttentionOrder order : {AttentionOrder::Vec, AttentionOrder::Tiled}) {
+          ref.attention_f16(q.data(), head_dim, n_q, head_dim, kc.data() + head_dim, vc.data() + head_dim, kv_stride,
+                            n_pos, scale, a.data(), head_dim, scratch.data(), order);
+          k().attention_f16(q.data(), head_dim, n_q, head_dim, kc.data() + head_dim, vc.data() + head_dim, kv_stride,
+                            n_pos, scale, c.data(), head_dim, scratch.data(), order);
+          ASSERT_EQ(0, std::memcmp(a.data(), c.data(), a.size() * sizeof(float)))
+              << "head_dim " << head_dim << " heads " << n_q << " n_pos " << n_pos
+              << (order == AttentionOrder::Vec ? " vec" : " tiled");
+        }
       }
     }
   }
@@ -507,9 +516,7 @@ TEST_P(OpsTest, AttentionF16) {
   for (int64_t n_pos : {1, 7, 130}) {
     auto q = gaussian(n_q * head_dim, 7);
     auto kf = gaussian(n_pos * kv_stride, 8), vf = gaussian(n_pos * kv_stride, 9);
-    std::vector<uint16_t> kc(kf.size()), vc(vf.size());
-    ref.f32_to_f16(kf.data(), kc.data(), kf.size());
-    ref.f32_to_f16(vf.data(), vc.data(), vf.size());
+    const auto kc = to_f16(kf), vc = to_f16(vf);
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
     std::vector<float> a(n_q * head_dim), c(n_q * head_dim), scratch(n_pos);
     // Every ISA reproduces the reference's bits in both orders (llama.cpp parity needs it).

@@ -14,11 +14,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 #include <vector>
 
-#include "core/half.h"
 #include "kernels/impl.h"
 #include "kernels/simd_avx2.h"
 

@@ -9,13 +9,7 @@
 // summed at once (tree16x16); the value sums of one pass over the rows kept as [lane, head, dims]
 // and combined 16 output dims per instruction. The softmax is the AVX2 one (simd_avx2.h).
 
-// GCC 12 warns about an uninitialized variable inside its own AVX-512 intrinsics
-// (_mm512_undefined_ps, GCC bug 105593) once they are inlined at -O3; the code is fine.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
+#include "kernels/avx512_intrinsics.h"
 
 #include <algorithm>
 #include <vector>

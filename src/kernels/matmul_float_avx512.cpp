@@ -12,13 +12,7 @@
 // in one stream (rows are consecutive); prefill uses 4 rows × kPrefillTokens tokens, so each
 // converted weight block serves 5 tokens.
 
-// GCC 12 warns about an uninitialized variable inside its own AVX-512 intrinsics
-// (_mm512_undefined_ps, GCC bug 105593) once they are inlined at -O3; the code is fine.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
+#include "kernels/avx512_intrinsics.h"
 
 #include "kernels/impl.h"
 
