@@ -2,7 +2,8 @@
 // GFLOP/s, for decode (1 token) and prefill (512 tokens), 1 and 2 threads, with the active
 // kernels (BILLION_KERNELS=scalar to measure the reference). Prints a Markdown table and writes
 // JSON (--out, default bench-kernels.json). Matrices are laid out as the loader would for the
-// active table (Q4_0/Q8_0/Q4_K/Q6_K interleaved where it wants them, kernels::wants_interleaved;
+// active table (Q4_0/Q8_0/Q4_K/Q6_K, and F16 in runs of four rows, interleaved where it wants
+// them, kernels::wants_interleaved;
 // Q4_1 in ggml's order where interleave_q4_1_ggml_at_load asks for it);
 // --plain keeps the file's layout, to compare the two. --ggml-order lays Q8_0 out as the loader
 // does a tied Q8_0 output matrix (WeightLayout::Interleaved16Ggml, where the table's
@@ -204,7 +205,8 @@ int main(int argc, char** argv) {
         interleave_rows(type, base.data(), type_row_bytes(type, s.cols), s.rows, s.cols, relaid.data());
         base = std::move(relaid);
       }
-      const char* layout = ggml ? "x16ggml" : interleaved ? "x16" : "rows";
+      const bool half = type == GgmlType::F16 || type == GgmlType::BF16;  // runs of four rows
+      const char* layout = ggml ? "x16ggml" : interleaved ? (half ? "x4" : "x16") : "rows";
       // Copies so that the working set exceeds the last-level cache (32 MiB on this EPYC).
       const size_t copies = std::max<size_t>(1, (128u << 20) / bytes + 1);
       // In 2 MiB pages, as the loader's buffers are (model/weights.cpp; 4 KiB pages read slower).

@@ -1,5 +1,6 @@
-// The interleaved layouts of Q4_0, Q8_0, Q4_K and Q6_K weights (kernels/interleave.h) and their
-// matmuls (for Q4_0 and Q8_0 in detail here; the K-quants' tests follow InterleaveQ4K): the
+// The interleaved layouts of Q4_0, Q8_0, Q4_K, Q6_K, F16 and BF16 weights (kernels/interleave.h)
+// and their matmuls (for Q4_0 and Q8_0 in detail here; the K-quants' tests follow InterleaveQ4K,
+// the 16-bit floats' InterleaveHalf): the
 // layout moves bytes and changes no value (every row reads back as the original), every ISA's
 // interleaved kernel gives the scalar reference's bits for every token and group count, integer
 // inputs give the plain layout's answer exactly (so byte order, nibble order and offsets are
@@ -113,7 +114,7 @@ TEST(Interleave, RejectsShapesAndTypesItCannotHold) {
   EXPECT_FALSE(can_interleave(GgmlType::Q4_0, 16, 48));  // not whole blocks
   EXPECT_FALSE(can_interleave(GgmlType::Q4_0, 0, 32));
   EXPECT_FALSE(can_interleave(GgmlType::Q5_0, 16, 32));  // no layout for this type
-  EXPECT_FALSE(can_interleave(GgmlType::F16, 16, 32));
+  EXPECT_FALSE(can_interleave(GgmlType::F32, 16, 32));
   std::vector<uint8_t> src(34 * 24), dst(34 * 24);
   EXPECT_THROW(interleave_rows(GgmlType::Q4_0, src.data(), 18, 24, 32, dst.data()), Error);
   EXPECT_THROW(interleave_rows(GgmlType::Q5_0, src.data(), 22, 16, 32, dst.data()), Error);
@@ -582,6 +583,117 @@ TEST(InterleaveQ6K, ManyMixesLayoutsAndTypes) {
       for (size_t i = 0; i < ws.size(); ++i)
         ASSERT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4))
             << isa_name(isa) << " matrix " << i << " tokens " << n_tok;
+    }
+  }
+}
+
+// F16 and BF16 in runs of four rows, eight columns per 64-byte step (interleave.h).
+namespace {
+const GgmlType kHalfTypes[] = {GgmlType::F16, GgmlType::BF16};
+}
+
+// Each element of the plain matrix names its row and column, so an element in the wrong place
+// shows; every row reads back as floats equal to the file's.
+TEST(InterleaveHalf, RunsOfFourRowsEightColumnsAStep) {
+  for (GgmlType type : kHalfTypes) {
+    const int64_t rows = 32, cols = 24;
+    std::vector<uint8_t> plain(rows * cols * 2);
+    auto* p = reinterpret_cast<uint16_t*>(plain.data());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < cols; ++i) p[r * cols + i] = static_cast<uint16_t>(0x3C00 + r * cols + i);
+    auto m = interleaved(type, plain, rows, cols);
+    const auto* got = reinterpret_cast<const uint16_t*>(m.bytes.data());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < cols; ++i) {
+        const int64_t run = r / 4, j = r % 4, step = i / 8;
+        ASSERT_EQ(got[run * 4 * cols + step * 32 + j * 8 + i % 8], p[r * cols + i]) << ggml_type_name(type) << " row " << r << " col " << i;
+      }
+    std::vector<float> want(cols), back(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row(type, plain.data() + r * cols * 2, want.data(), cols);
+      dequantize_weight_row(m.view, r, back.data());
+      ASSERT_EQ(0, std::memcmp(want.data(), back.data(), cols * 4)) << ggml_type_name(type) << " row " << r;
+    }
+  }
+}
+
+// Each table's interleaved kernel gives its plain tile's bits (the reference's for the
+// reference). Token counts hit every tile (AVX2: 3, 2, 1 tokens; AVX-512: 5, 4, 3, 2, 1); 1-3
+// threads share out runs of four rows (chunks of 4 rows for 16-48 rows); column counts with and
+// without a half block (AVX-512's 16-column blocks: 8 is a tail alone, 24 a block and a tail).
+TEST(InterleaveHalf, EveryIsaBitIdenticalToItsPlainTile) {
+  ThreadPool one(1), two(2), three(3);
+  for (GgmlType type : kHalfTypes)
+    for (int64_t cols : {8, 24, 2056})
+      for (int64_t rows : {16, 48, 96}) {
+        auto plain = make_weights(type, rows, cols, uint32_t(cols + rows));
+        auto m = interleaved(type, plain, rows, cols);
+        const WeightView pv = plain_view(type, plain, rows, cols);
+        for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 9}) {
+          auto x = gaussian(static_cast<size_t>(n_tok * cols), 5);
+          for (Isa isa : available_isas()) {
+            const KernelTable& k = *kernels_for(isa);
+            std::vector<float> want(n_tok * rows), got(n_tok * rows);
+            matmul(k, pv, x.data(), want.data(), n_tok, one);
+            for (ThreadPool* pool : {&one, &two, &three}) {
+              std::fill(got.begin(), got.end(), -1.0f);
+              matmul(k, m.view, x.data(), got.data(), n_tok, *pool);
+              ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+                  << ggml_type_name(type) << " " << isa_name(isa) << " cols " << cols << " rows " << rows
+                  << " tokens " << n_tok << " threads " << pool->size();
+            }
+          }
+        }
+      }
+}
+
+// Which tables want the layout (AVX2's; dispatch.cpp says why not AVX-512's), and the shapes it holds: rows in whole 16-row groups (as every
+// interleaved matrix), columns in whole 8-column steps. A matrix of runs mixes with plain and
+// quantized ones in one matmul_many.
+TEST(InterleaveHalf, ShapesTablesAndMixes) {
+  for (GgmlType type : kHalfTypes) {
+    EXPECT_TRUE(can_interleave(type, 16, 8));
+    EXPECT_FALSE(can_interleave(type, 16, 12));
+    EXPECT_FALSE(can_interleave(type, 20, 8));
+    EXPECT_EQ(interleaved_share_rows(type), 4);
+    EXPECT_FALSE(wants_interleaved(scalar_kernel_table(), type, 16, 8));
+    if (const KernelTable* k = kernels_for(Isa::Avx2)) {
+      EXPECT_TRUE(wants_interleaved(*k, type, 16, 8));
+      EXPECT_FALSE(wants_interleaved(*k, type, 16, 12));
+    }
+    if (const KernelTable* k = kernels_for(Isa::Avx512)) EXPECT_FALSE(wants_interleaved(*k, type, 16, 8));
+  }
+  std::vector<uint8_t> src(16 * 12 * 2), dst(src.size());
+  EXPECT_THROW(interleave_rows(GgmlType::F16, src.data(), 24, 16, 12, dst.data()), Error);
+
+  const int64_t cols = 32 * 6;
+  auto a = make_weights(GgmlType::F16, 80, cols, 31), b = make_weights(GgmlType::Q4_0, 64, cols, 32),
+       c = make_weights(GgmlType::BF16, 16, cols, 33);
+  auto ai = interleaved(GgmlType::F16, a, 80, cols), bi = interleaved(GgmlType::Q4_0, b, 64, cols);
+  const std::vector<WeightView> ws = {ai.view, bi.view, plain_view(GgmlType::BF16, c, 16, cols)};
+  ThreadPool one(1);
+  for (int64_t n_tok : {1, 6}) {
+    auto x = gaussian(static_cast<size_t>(n_tok * cols), 34);
+    for (Isa isa : available_isas()) {
+      const KernelTable& k = *kernels_for(isa);
+      std::vector<std::vector<float>> want(ws.size());
+      for (size_t i = 0; i < ws.size(); ++i) {
+        want[i].resize(n_tok * ws[i].rows);
+        matmul(k, ws[i], x.data(), want[i].data(), n_tok, one);
+      }
+      for (int threads : {2, 3}) {
+        ThreadPool pool(threads);
+        std::vector<std::vector<float>> got(ws.size());
+        std::vector<float*> ys;
+        for (size_t i = 0; i < ws.size(); ++i) {
+          got[i].assign(want[i].size(), 0.0f);
+          ys.push_back(got[i].data());
+        }
+        matmul_many(k, ws, x.data(), ys, n_tok, pool);
+        for (size_t i = 0; i < ws.size(); ++i)
+          ASSERT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4))
+              << isa_name(isa) << " matrix " << i << " tokens " << n_tok << " threads " << threads;
+      }
     }
   }
 }

@@ -14,6 +14,11 @@ namespace billion::kernels {
               int64_t);                                                                          \
   void mm_bf16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
                int64_t);                                                                         \
+  /* F16 and BF16 in runs of four rows (interleave.h), the plain tiles' bits */                  \
+  void mm_f16x4(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,  \
+                int64_t);                                                                        \
+  void mm_bf16x4(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, \
+                 int64_t);                                                                       \
   void mm_q8_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
                int64_t);                                                                         \
   void mm_q4_0(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
@@ -70,6 +75,9 @@ void mm_q6_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, floa
 // 16-bit float weights (matmul_float_avx512.cpp).
 void mm_f16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_bf16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+// The same in runs of four interleaved rows (interleave.h), the plain tiles' bits.
+void mm_f16x4(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+void mm_bf16x4(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // Attention over the F16 cache (attention_avx512.cpp): head_dim 64 in ZMM registers, other sizes
 // through avx2::attention_f16; the reference's bits either way.
 void attention_f16(const float* q, int64_t q_stride, int64_t n_q, int64_t head_dim, const uint16_t* k,

@@ -1,5 +1,5 @@
-// The interleaved layouts of Q4_0, Q4_1, Q8_0, Q4_K and Q6_K weights (interleave.h): building
-// them from a file's rows and reading a row back. Q4_0, Q4_1 and Q8_0 are fp16 header fields
+// The interleaved layouts of Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, F16 and BF16 weights (interleave.h):
+// building them from a file's rows and reading a row back. Q4_0, Q4_1 and Q8_0 are fp16 header fields
 // followed by the quant bytes, laid in tiles of four groups; Q4_K and Q6_K are interleaved per
 // super-block, group by group.
 #include "kernels/interleave.h"
@@ -49,6 +49,7 @@ void for_each_q6_k_piece(int64_t b, int i, Fn fn) {
 }
 
 bool is_kquant(GgmlType type) { return type == GgmlType::Q4_K || type == GgmlType::Q6_K; }
+bool is_half(GgmlType type) { return type == GgmlType::F16 || type == GgmlType::BF16; }
 
 // The pieces of row i's super-block b of a K-quant type, and the bytes of 16 rows' super-blocks.
 template <typename Fn>
@@ -85,19 +86,31 @@ BlockTiles block_tiles(GgmlType type, int64_t rows, int64_t cols) {
           .quant_bytes = kInterleaveRows * static_cast<int64_t>(quant_bytes(type))};
 }
 
-int64_t interleaved_share_rows(GgmlType type) { return is_kquant(type) ? kInterleaveRows : kTileRows; }
+int64_t interleaved_share_rows(GgmlType type) {
+  return is_half(type) ? kHalfRunRows : is_kquant(type) ? kInterleaveRows : kTileRows;
+}
 
 bool can_interleave(GgmlType type, int64_t rows, int64_t cols) {
   if (rows <= 0 || rows % kInterleaveRows != 0 || cols <= 0) return false;
   if (is_kquant(type)) return cols % kQKK == 0;
+  if (is_half(type)) return cols % kHalfStepCols == 0;
   return quant_bytes(type) > 0 && cols % kQK == 0;
 }
 
 void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, int64_t rows, int64_t cols,
                      uint8_t* dst) {
   if (!can_interleave(type, rows, cols))
-    fail("interleave_rows", "a {}×{} {} matrix: the type must be Q4_0, Q4_1, Q8_0, Q4_K or Q6_K, rows a multiple of {} and columns of the block size",
+    fail("interleave_rows", "a {}×{} {} matrix: the type must be Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, F16 or BF16, rows a multiple of {} and columns of the block size",
          rows, cols, ggml_type_name(type), kInterleaveRows);
+  if (is_half(type)) {
+    auto* to = reinterpret_cast<uint16_t*>(dst);
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* row = src + r * src_row_bytes;
+      for (int64_t i = 0; i < cols; i += kHalfStepCols)
+        std::memcpy(to + half_x4_index(r, i, cols), row + i * sizeof(uint16_t), kHalfStepCols * sizeof(uint16_t));
+    }
+    return;
+  }
   if (is_kquant(type)) {
     const int64_t nb = cols / kQKK, group_block = kquant_group_block_bytes(type);
     const size_t block = type_block_bytes(type);
@@ -118,6 +131,12 @@ void interleave_rows(GgmlType type, const uint8_t* src, size_t src_row_bytes, in
 }
 
 void interleaved_row_bytes(GgmlType type, const uint8_t* data, int64_t rows, int64_t cols, int64_t r, uint8_t* out) {
+  if (is_half(type)) {
+    const auto* from = reinterpret_cast<const uint16_t*>(data);
+    for (int64_t i = 0; i < cols; i += kHalfStepCols)
+      std::memcpy(out + i * sizeof(uint16_t), from + half_x4_index(r, i, cols), kHalfStepCols * sizeof(uint16_t));
+    return;
+  }
   if (is_kquant(type)) {
     const int64_t g = r / kInterleaveRows;
     const int i = static_cast<int>(r % kInterleaveRows);

@@ -1,4 +1,4 @@
-// Q4_0, Q8_0, Q4_K and Q6_K weights re-laid at load for integer dot products over 16 rows at once
+// Q4_0, Q8_0, Q4_K and Q6_K weights (and F16/BF16, at the end) re-laid at load for integer dot products over 16 rows at once
 // (WeightLayout::Interleaved16; "Q4_0x16", "Q8_0x16", "Q4_Kx16", "Q6_Kx16").
 //
 // In a GGUF file a row is a run of blocks (fp16 scale, then 16 bytes of nibbles for Q4_0 or 32
@@ -71,6 +71,20 @@
 // nibbles) or c/2+2 (high) of qh step 8h+4(c%2)+i: the file's order within a row, 4 bytes at a
 // time. A sub-block's 16 scales sign-extend to 16 int32 lanes in one instruction. As for Q4_K,
 // the arithmetic is ref::mm_q6_k's, so the interleaved matmul gives the plain layout's bits.
+//
+// F16 and BF16 (16-bit floats, "F16x4"/"BF16x4") lie in runs of four rows, eight columns at a time:
+//
+//   rows 4q .. 4q+3 start where row 4q started (4q·cols elements from the matrix's start);
+//   their step s (columns 8s .. 8s+7) is 32 elements, 64 bytes, at 32·s: row 4q+j's eight at 8j
+//
+// so the AVX2 float tile, which multiplies four rows at once with one eight-lane accumulator per
+// (row, token), reads one stream front to back, one cache line per step, instead of four rows
+// 4 KiB or more apart: one core read 20-30 GB/s of TinyLlama's F16 matrices this way against
+// 14-18 (bench_kernels with BILLION_KERNELS=avx2 against --plain, two alternations, Zen 4; both
+// cores 28-42 against 25-31). The AVX-512 table keeps the file's rows (its tile streams one row
+// at a time; see dispatch.cpp). The arithmetic does not change: every ISA's interleaved tile gives
+// its plain tile's bits, and ref::mm_f16x4 the reference's. Every 16-row group is four such runs,
+// so the layout keeps Interleaved16's rule (rows a multiple of 16; cols of 8 here).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -120,8 +134,17 @@ inline void for_each_tile(const BlockTiles& tiles, Fn&& fn) {
 }
 
 // Rows a share of an interleaved matrix must start at (a multiple of) so that it is a matrix in
-// the same layout: a tile of 64 rows for Q4_0, Q4_1 and Q8_0, a group of 16 for the K-quants.
+// the same layout: a tile of 64 rows for Q4_0, Q4_1 and Q8_0, a group of 16 for the K-quants, a
+// run of 4 for F16 and BF16.
 int64_t interleaved_share_rows(GgmlType type);
+
+// The F16/BF16 layout (the diagram above): element (r, i) of a matrix of `cols` columns lies
+// at half_x4_index(r, i, cols) elements from its start.
+constexpr int64_t kHalfRunRows = 4, kHalfStepCols = 8;
+constexpr int64_t half_x4_index(int64_t r, int64_t i, int64_t cols) {
+  return (r - r % kHalfRunRows) * cols + (i / kHalfStepCols) * (kHalfRunRows * kHalfStepCols) +
+         (r % kHalfRunRows) * kHalfStepCols + i % kHalfStepCols;
+}
 
 // Offsets within an interleaved Q4_K super-block of 16 rows (the diagram above).
 constexpr int64_t kQ4KxBytes = kInterleaveRows * 144;  // 16 rows' super-blocks
@@ -141,8 +164,9 @@ inline const int32_t* q8a_block_sums(const uint8_t* act_row, int64_t nb) {
   return reinterpret_cast<const int32_t*>(act_row + nb * sizeof(BlockQ8A));
 }
 
-// True when a matrix of this type and shape can be interleaved: Q4_0, Q4_1, Q8_0, Q4_K or Q6_K,
-// rows a multiple of 16 (every matrix of the target models) and cols a multiple of the block size.
+// True when a matrix of this type and shape can be interleaved: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K,
+// F16 or BF16, rows a multiple of 16 (every matrix of the target models) and cols a multiple of
+// the block size (8 for F16 and BF16).
 bool can_interleave(GgmlType type, int64_t rows, int64_t cols);
 
 // dst (rows × row_bytes bytes, row_bytes = type_row_bytes(type, cols)) ← the matrix at src,

@@ -19,7 +19,8 @@ namespace billion::kernels {
 // How a weight matrix's rows lie in memory.
 enum class WeightLayout {
   Rows,           // row r is row_bytes bytes at data + r*row_bytes: the file's layout
-  Interleaved16,  // Q4_0, Q8_0, Q4_K or Q6_K rows interleaved in groups of 16 (kernels/interleave.h),
+  Interleaved16,  // Q4_0, Q8_0, Q4_K or Q6_K rows interleaved in groups of 16, F16 or BF16 rows
+                  // in runs of 4 (kernels/interleave.h),
                   // built at load for the kernels that want it; read a row with dequantize_weight_row
   // Q8_0 or Q4_1 in Interleaved16's bytes, multiplied in ggml's vec_dot order (per row eight
   // lanes of four products, an fma per block and lane, then ggml's eight-lane sum; Q4_1's minimum
@@ -95,6 +96,11 @@ struct KernelTable {
   MatmulTileFn mm_q8_0x16_ggml, mm_q4_1x16_ggml;
   bool interleave_q8_0_ggml_at_load;
   bool interleave_q4_1_ggml_at_load;
+  // F16 and BF16 in the Interleaved16 layout (runs of four rows, n_rows a multiple of 4, w the
+  // start of a run), each with the bits of the table's plain mm_f16 / mm_bf16;
+  // interleave_half_at_load: the loader should re-lay F16/BF16 matrices for this table.
+  MatmulTileFn mm_f16x4, mm_bf16x4;
+  bool interleave_half_at_load;
   // Activation quantizers: x [n] → n/32 BlockQ8A (n % 32 == 0), n/256 BlockQ8K (n % 256 == 0).
   // Every ISA produces the same bytes as the scalar reference.
   void (*quantize_q8a)(const float* x, void* y, int64_t n);
@@ -177,7 +183,7 @@ void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t half, float* cos, 
 void rope_tables_ggml(int64_t pos, float theta_scale, const float* factors, int64_t half, float* cos,
                       float* sin);
 
-// True when the loader should re-lay a matrix of this type (Q4_0, Q8_0, Q4_K, Q6_K) and shape in
+// True when the loader should re-lay a matrix of this type (Q4_0, Q8_0, Q4_K, Q6_K, F16, BF16) and shape in
 // the Interleaved16 layout for table k: the table's interleaved kernel for the type is fast (its
 // *_at_load flag) and can_interleave holds.
 bool wants_interleaved(const KernelTable& k, GgmlType type, int64_t rows, int64_t cols);

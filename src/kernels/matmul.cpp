@@ -29,6 +29,8 @@ TypeKernel kernel_for(const KernelTable& k, const WeightView& w) {
   if (w.layout == WeightLayout::Interleaved16) {
     if (w.type == GgmlType::Q4_K) return {k.mm_q4_kx16, ActKind::Q8K};
     if (w.type == GgmlType::Q6_K) return {k.mm_q6_kx16, ActKind::Q8K};
+    if (w.type == GgmlType::F16) return {k.mm_f16x4, ActKind::F32};
+    if (w.type == GgmlType::BF16) return {k.mm_bf16x4, ActKind::F32};
     return {w.type == GgmlType::Q4_0 ? k.mm_q4_0x16 : w.type == GgmlType::Q8_0 ? k.mm_q8_0x16 : nullptr, ActKind::Q8A, true};
   }
   switch (w.type) {

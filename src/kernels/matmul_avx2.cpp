@@ -13,6 +13,7 @@
 
 #include "core/half.h"
 #include "kernels/impl.h"
+#include "kernels/interleave.h"
 
 namespace billion::kernels::avx2 {
 namespace {
@@ -180,13 +181,19 @@ struct BF16 {
 // (12 accumulators, 3 activations, 1 weight) and converts each weight once per 3 tokens; the
 // 4 × 2 tile it replaced for prefill ran TinyLlama F16 pp512 at 62-63 tok/s against 75-81
 // (bench_peer --tests pp512 with BILLION_KERNELS=avx2, two alternations).
-template <typename F, int R, int T>
+//
+// X4: the weights are a run of four rows of F16/BF16 in the interleaved layout (interleave.h):
+// row r's eight columns from i lie at 4·i + 8·r elements from the run's start, so the tile
+// reads one 64-byte line per step instead of four rows apart. Same arithmetic, same bits.
+template <typename F, int R, int T, bool X4 = false>
 inline void micro_f(const uint8_t* w, size_t wrb, const uint8_t* act, size_t arb, float* y,
                     int64_t ys, int64_t cols) {
   using Elem = typename F::Elem;
+  static_assert(!X4 || R == kHalfRunRows, "an interleaved run is four rows");
   const Elem* wr[R];
   const float* xt[T];
-  for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const Elem*>(w + r * wrb);
+  for (int r = 0; r < R; ++r)
+    wr[r] = X4 ? reinterpret_cast<const Elem*>(w) + r * kHalfStepCols : reinterpret_cast<const Elem*>(w + r * wrb);
   for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const float*>(act + t * arb);
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
@@ -196,16 +203,19 @@ inline void micro_f(const uint8_t* w, size_t wrb, const uint8_t* act, size_t arb
     __m256 xv[T];
     for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(xt[t] + i);
     for (int r = 0; r < R; ++r) {
-      const __m256 wv = F::load8(wr[r] + i);
+      const __m256 wv = F::load8(wr[r] + (X4 ? kHalfRunRows * i : i));
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
     }
-    if ((i & 31) == 0)
+    // One stream (X4) needs no help from software prefetch (it did not speed it up); four
+    // rows apart do.
+    if (!X4 && (i & 31) == 0)
       for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(wr[r] + i) + 512, _MM_HINT_T0);
   }
   for (int t = 0; t < T; ++t)
     for (int r = 0; r < R; ++r) {
-      float tail = 0.0f;
-      for (int64_t j = i; j < cols; ++j) tail += F::load1(wr[r] + j) * xt[t][j];
+      float tail = 0.0f;  // none when X4 (cols % 8 == 0)
+      if constexpr (!X4)
+        for (int64_t j = i; j < cols; ++j) tail += F::load1(wr[r] + j) * xt[t][j];
       y[t * ys + r] = hsum(acc[r][t]) + tail;
     }
 }
@@ -229,7 +239,32 @@ void mm_float(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t 
   }
 }
 
+// Runs of four interleaved rows (n_rows a multiple of 4, cols of 8: can_interleave), tokens as
+// mm_float walks them.
+template <typename F>
+void mm_float_x4(const uint8_t* w, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                 int64_t ys, int64_t cols) {
+  const auto* a = static_cast<const uint8_t*>(act);
+  const size_t run_bytes = kHalfRunRows * cols * sizeof(typename F::Elem);
+  for (int64_t r = 0; r < nr; r += kHalfRunRows) {
+    const uint8_t* run = w + r / kHalfRunRows * run_bytes;
+    int64_t t = 0;
+    for (; t + 3 <= nt; t += 3) micro_f<F, 4, 3, true>(run, 0, a + t * arb, arb, y + t * ys + r, ys, cols);
+    for (; t + 2 <= nt; t += 2) micro_f<F, 4, 2, true>(run, 0, a + t * arb, arb, y + t * ys + r, ys, cols);
+    for (; t < nt; ++t) micro_f<F, 4, 1, true>(run, 0, a + t * arb, arb, y + t * ys + r, ys, cols);
+  }
+}
+
 }  // namespace
+
+void mm_f16x4(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt,
+              float* y, int64_t ys, int64_t cols) {
+  mm_float_x4<F16>(w, nr, act, arb, nt, y, ys, cols);
+}
+void mm_bf16x4(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt,
+               float* y, int64_t ys, int64_t cols) {
+  mm_float_x4<BF16>(w, nr, act, arb, nt, y, ys, cols);
+}
 
 #define BILLION_MM(name, impl)                                                                  \
   void name(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, \

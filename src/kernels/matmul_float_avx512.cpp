@@ -15,6 +15,7 @@
 #include "kernels/avx512_intrinsics.h"
 
 #include "kernels/impl.h"
+#include "kernels/interleave.h"
 
 namespace billion::kernels::avx512 {
 namespace {
@@ -47,6 +48,7 @@ inline float hsum16(__m512 v) {
 }
 
 struct F16 {
+  static __m512 widen(__m256i h) { return _mm512_cvtph_ps(h); }
   static __m512 load(const uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
@@ -60,14 +62,27 @@ struct BF16 {  // bf16 is the top half of an fp32
   static __m512 load_mask(const uint16_t* p, __mmask16 m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
 };
 
+// A row's 16 columns from i in a run of four interleaved rows (interleave.h): its eight of step
+// i/8 and its eight of the next step, 64 bytes further (p: the row's eight of step i/8).
+inline __m256i run_pair(const uint16_t* p) {
+  const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kHalfRunRows * kHalfStepCols));
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
 // R rows × T tokens. PF: distance in bytes of a prefetch into L2 (_MM_HINT_T1) ahead of each
-// row's stream, and of the next tile's rows at the same pace (0: none).
-template <typename F, int R, int T, int PF>
+// row's stream, and of the next tile's rows at the same pace (0: none). X4: w is a run of four
+// rows in the interleaved layout (R = 4; its 16 columns from i gathered by run_pair): the same
+// blocks in the same order, so the same bits (the loader keeps the file's rows for this table,
+// dispatch.cpp says why; these tiles serve a matrix re-laid all the same).
+template <typename F, int R, int T, int PF, bool X4 = false>
 inline void micro(const uint8_t* w, size_t wrb, const uint8_t* act, size_t arb, float* y,
                   int64_t ys, int64_t cols) {
+  static_assert(!X4 || (R == kHalfRunRows && PF == 0), "an interleaved run is four rows, one stream");
   const uint16_t* wr[R];
   const float* xt[T];
-  for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const uint16_t*>(w + r * wrb);
+  for (int r = 0; r < R; ++r)
+    wr[r] = X4 ? reinterpret_cast<const uint16_t*>(w) + r * kHalfStepCols : reinterpret_cast<const uint16_t*>(w + r * wrb);
   for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const float*>(act + t * arb);
   __m512 acc[R][T];  // 16 lanes per (row, token)
   for (int r = 0; r < R; ++r)
@@ -75,7 +90,13 @@ inline void micro(const uint8_t* w, size_t wrb, const uint8_t* act, size_t arb, 
   // One 16-column block into every accumulator; m masks the columns past the row's end.
   auto block = [&](int64_t i, __mmask16 m, bool full) {
     __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = full ? F::load(wr[r] + i) : F::load_mask(wr[r] + i, m);
+    for (int r = 0; r < R; ++r) {
+      if constexpr (X4)  // a tail is one step of 8 (cols % 8 == 0): its upper lanes zero, as masked
+        wv[r] = F::widen(full ? run_pair(wr[r] + kHalfRunRows * i)
+                              : _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wr[r] + kHalfRunRows * i))));
+      else
+        wv[r] = full ? F::load(wr[r] + i) : F::load_mask(wr[r] + i, m);
+    }
     for (int t = 0; t < T; ++t) {
       const __m512 xv = full ? _mm512_loadu_ps(xt[t] + i) : _mm512_maskz_loadu_ps(m, xt[t] + i);
       for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
@@ -138,7 +159,41 @@ void mm_half(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t a
   }
 }
 
+// Runs of four interleaved rows (n_rows a multiple of 4, cols of 8): tokens grouped as mm_half
+// groups them, a single token through the same four-row tile.
+template <typename F>
+void mm_half_x4(const uint8_t* w, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                int64_t ys, int64_t cols) {
+  const auto* a = static_cast<const uint8_t*>(act);
+  const size_t run_bytes = kHalfRunRows * cols * sizeof(uint16_t);
+  for (int64_t r = 0; r < nr; r += kHalfRunRows) {
+    const uint8_t* run = w + r / kHalfRunRows * run_bytes;
+    int64_t t = 0;
+    for (; t + kPrefillTokens <= nt; t += kPrefillTokens)
+      micro<F, 4, kPrefillTokens, 0, true>(run, 0, a + t * arb, arb, y + t * ys + r, ys, cols);
+    const uint8_t* at = a + t * arb;
+    float* yt = y + t * ys + r;
+    switch (nt - t) {
+      case 4: micro<F, 4, 4, 0, true>(run, 0, at, arb, yt, ys, cols); break;
+      case 3: micro<F, 4, 3, 0, true>(run, 0, at, arb, yt, ys, cols); break;
+      case 2: micro<F, 4, 2, 0, true>(run, 0, at, arb, yt, ys, cols); break;
+      case 1: micro<F, 4, 1, 0, true>(run, 0, at, arb, yt, ys, cols); break;
+      default: break;
+    }
+  }
+}
+
 }  // namespace
+
+void mm_f16x4(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt,
+              float* y, int64_t ys, int64_t cols) {
+  mm_half_x4<F16>(w, nr, act, arb, nt, y, ys, cols);
+}
+
+void mm_bf16x4(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt,
+               float* y, int64_t ys, int64_t cols) {
+  mm_half_x4<BF16>(w, nr, act, arb, nt, y, ys, cols);
+}
 
 void mm_f16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
             float* y, int64_t ys, int64_t cols) {

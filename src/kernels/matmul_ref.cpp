@@ -67,6 +67,32 @@ void mm_bf16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t a
   });
 }
 
+// F16/BF16 in runs of four rows (interleave.h): element i of the run's row j read where the layout
+// put it, in the same order as mm_f16/mm_bf16, so the same bits.
+template <float (*ToF32)(uint16_t)>
+void mm_half_x4(const uint8_t* w, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+                int64_t ys, int64_t cols) {
+  const auto* wh = reinterpret_cast<const uint16_t*>(w);
+  for (int64_t t = 0; t < nt; ++t) {
+    const auto* a = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + t * arb);
+    for (int64_t r = 0; r < nr; ++r) {
+      float sum = 0.0f;
+      for (int64_t i = 0; i < cols; ++i) sum += ToF32(wh[half_x4_index(r, i, cols)]) * a[i];
+      y[t * ys + r] = sum;
+    }
+  }
+}
+
+void mm_f16x4(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt,
+              float* y, int64_t ys, int64_t cols) {
+  mm_half_x4<billion::f16_to_f32>(w, nr, act, arb, nt, y, ys, cols);
+}
+
+void mm_bf16x4(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt,
+               float* y, int64_t ys, int64_t cols) {
+  mm_half_x4<bf16_to_f32>(w, nr, act, arb, nt, y, ys, cols);
+}
+
 void mm_q8_0(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
              float* y, int64_t ys, int64_t cols) {
   for_each_pair(w, wrb, nr, act, arb, nt, y, ys, [cols](const uint8_t* wr, const uint8_t* ar) {

@@ -19,9 +19,9 @@ struct LoadOptions {
   LoadQuantization quantization = LoadQuantization::None;
   // Re-lay Q4_0, Q8_0, Q4_K and Q6_K matrices at load in the interleaved layout when the active
   // kernel table has fast kernels for it (kernels/interleave.h; the AVX2 and AVX-512 tables do
-  // for all four, the scalar one for none), and Q4_1 and a tied Q8_0 output in ggml's order
-  // (WeightLayout::Interleaved16Ggml). Same values; for Q4_0/Q8_0 a different float summation
-  // order, for the others the same bits. False keeps the file's layout (A/B benchmarks,
+  // for all four, the scalar one for none; the AVX2 one also for F16 and BF16, in runs of four
+  // rows), and Q4_1 and a tied Q8_0 output in ggml's order (WeightLayout::Interleaved16Ggml).
+  // Same values; for Q4_0/Q8_0 a different float summation order, for the others the same bits. False keeps the file's layout (A/B benchmarks,
   // bench_peer --no-interleave).
   bool interleave_weights = true;
   // With interleave_weights: copy every other matrix the CPU kernels stream into owned huge-page

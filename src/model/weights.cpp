@@ -160,7 +160,7 @@ class Binder {
     return view;
   }
 
-  // A Q4_0/Q8_0/Q4_K/Q6_K matrix re-laid for the kernels (kernels/interleave.h) into an owned,
+  // A Q4_0/Q8_0/Q4_K/Q6_K (or F16/BF16) matrix re-laid for the kernels (kernels/interleave.h) into an owned,
   // huge-page aligned buffer; `source_buffer` (its data, if owned) is freed once copied.
   kernels::WeightView interleaved(const kernels::WeightView& view, std::unique_ptr<HugePageBuffer> source_buffer,
                                   kernels::WeightLayout layout = kernels::WeightLayout::Interleaved16) {

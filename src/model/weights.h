@@ -72,8 +72,8 @@ struct ModelWeights {
 // copy_matrices) every matrix a matmul reads is moved out of the file mapping into owned
 // huge-page memory (core/huge_page_buffer.h: decode streams it once per token), giving the
 // file's pages of each back once copied: re-laid in the kernels' interleaved layout where the
-// table wants it (kernels::wants_interleaved: Q4_0, Q8_0, Q4_K, Q6_K; a tied Q8_0 output in
-// ggml's order), else copied as it is. A token embedding that is not also the output is only
+// table wants it (kernels::wants_interleaved: Q4_0, Q8_0, Q4_K, Q6_K, and for AVX2 F16/BF16;
+// a tied Q8_0 output in ggml's order), else copied as it is. A token embedding that is not also the output is only
 // read a row at a time and stays in the file. Null (a GPU holds its own copy, or an A/B
 // benchmark) leaves every matrix in the file's pages; copy_matrices false copies only what it
 // re-lays or converts (A/B benchmarks: bench_peer --file-pages).
