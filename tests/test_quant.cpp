@@ -152,9 +152,16 @@ TEST(Quant, RoundTripErrorBounds) {
 TEST(Quant, ActivationQuantizersMatchReference) {
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 3.0f);
-  const int64_t n = 256 * 3;
+  const int64_t n = 256 * 5;
   std::vector<float> x(n);
   for (auto& v : x) v = normal(rng);
+  // Q8K: the signed maximum is the first element of the largest magnitude (-9 here, then +9),
+  // a block of zeros, one whose maximum is negative and reached twice.
+  x[280] = -19.0f;
+  x[300] = 19.0f;
+  for (int j = 0; j < 256; ++j) x[512 + j] = 0.0f;
+  x[801] = -18.5f;
+  x[900] = -18.5f;
   for (int j = 0; j < 32; ++j) x[64 + j] = 0.0f;                   // an all-zero block
   for (int j = 0; j < 32; ++j) x[96 + j] = (j - 16) + 0.5f;        // ties after scaling by 127/amax? not exact, still fine
   x[128] = 127.0f;

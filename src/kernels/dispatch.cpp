@@ -86,7 +86,7 @@ const KernelTable& avx2_kernel_table() {
       // core (interleave.h). A decode step gains only where the VM grants more than two such
       // cores read from four rows: at ~35 GB/s both layouts ran TinyLlama F16 at the roof.
       .mm_f16x4 = avx2::mm_f16x4, .mm_bf16x4 = avx2::mm_bf16x4, .interleave_half_at_load = true,
-      .quantize_q8a = avx2::quantize_q8a, .quantize_q8k = ref::quantize_q8k,
+      .quantize_q8a = avx2::quantize_q8a, .quantize_q8k = avx2::quantize_q8k,
       .rmsnorm = avx2::rmsnorm, .layernorm = ref::layernorm, .softmax = avx2::softmax,
       .silu_mul = avx2::silu_mul, .gelu = ref::gelu, .add = avx2::add, .rope = ref::rope,
       // Both ropes are the reference: a few hundred pairs per token, a negligible share of a

@@ -36,6 +36,7 @@ namespace billion::kernels {
   void mm_q6_k(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t,   \
                int64_t);                                                                         \
   void quantize_q8a(const float* x, void* y, int64_t n);                                         \
+  void quantize_q8k(const float* x, void* y, int64_t n);                                         \
   void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);                  \
   void softmax(float* x, int64_t n);                                                             \
   void silu_mul(const float* gate, const float* up, float* y, int64_t n);                        \
@@ -108,7 +109,6 @@ void mm_q4_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, f
 void mm_q6_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q8_0x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q4_1x16_ggml(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
-void quantize_q8k(const float* x, void* y, int64_t n);
 void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
 void gelu(const float* x, float* y, int64_t n);
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos,

@@ -9,6 +9,7 @@
 // same instruction sequence whatever R and T are, so the tile shape never changes a result.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/half.h"
@@ -315,6 +316,47 @@ void quantize_q8a(const float* x, void* out, int64_t n) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs), b);
     y[i].d = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
     y[i].s = _cvtsh_ss(_cvtss_sh(d * static_cast<float>(_mm_cvtsi128_si32(s4)), _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+
+// Same bytes as quantize_row_q8k_ref for finite inputs: the same signed maximum (the first
+// element of the largest magnitude), the same float products, rounding to nearest even as
+// nearbyint does under the default MXCSR, the same clamp at 127 and exact int32 group sums.
+void quantize_q8k(const float* x, void* out, int64_t n) {
+  auto* y = static_cast<BlockQ8K*>(out);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < kQKK; k += 8) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)), m);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    if (amax == 0.0f) {
+      y[i] = BlockQ8K{};
+      continue;
+    }
+    int first = 0;
+    while (std::fabs(x[first]) != amax) ++first;
+    const float iscale = -127.0f / x[first];
+    y[i].d = 1.0f / iscale;
+    const __m256 is = _mm256_set1_ps(iscale);
+    const __m256i top = _mm256_set1_epi32(127);
+    for (int g = 0; g < kQKK / 16; ++g) {
+      __m256i q[2];
+      for (int k = 0; k < 2; ++k)
+        q[k] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + 16 * g + 8 * k))), top);
+      __m256i s = _mm256_add_epi32(q[0], q[1]);
+      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+      y[i].bsums[g] = static_cast<int16_t>(_mm_cvtsi128_si32(s4));
+      // 16 int32 → 16 int8 (all in [-127, 127]): packs work per 128-bit lane, so the order
+      // comes back with one permute before the low 16 bytes are stored.
+      const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xD8);
+      const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16 * g), b);
+    }
   }
 }
 
