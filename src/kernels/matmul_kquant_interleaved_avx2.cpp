@@ -19,8 +19,9 @@
 // Tiles (16 YMM registers), both walking a group's super-blocks in address order, each
 // activation broadcast serving both halves: prefill, one group × up to 4 tokens (8 int16 sums in
 // registers, each weight step unpacked once for the 4 tokens; 4 beat 5 and 6 in bench_kernels);
-// decode, one group × one token, each step loaded once for its low and high nibbles, prefetching
-// the super-block after next into L2 (a group's super-blocks are one contiguous stream).
+// decode, one group × one token, each step loaded once for its low and high nibbles (a group's
+// super-blocks are one contiguous stream, which the hardware prefetcher follows: see
+// matmul_kquant_interleaved_avx512.cpp for why there is no software prefetch).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -181,14 +182,12 @@ void group_tokens(const uint8_t* group, int64_t nb, const BlockQ8K* const* a, fl
 }
 
 // One group (both halves) × one token: y[0..15]. Each activation broadcast serves both halves,
-// and the group's steps are read in address order, a stream the prefetches run ahead of.
+// and the group's steps are read in address order, one stream.
 void group_one_token(const uint8_t* group, int64_t nb, const BlockQ8K* a, float* y) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   __m256 sum[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* sb = group + b * kQ4KxBytes;
-    for (int64_t off = 0; off < kQ4KxBytes; off += 64)  // into L2, as the AVX-512 tile
-      _mm_prefetch(reinterpret_cast<const char*>(sb + 2 * kQ4KxBytes + off), _MM_HINT_T1);
     __m256i sc[2][2], mins[2];
     __m256i bp[4];
     bsum_pairs(a[b].bsums, bp);

@@ -13,8 +13,12 @@
 // lane operations per super-block, and a vpshufb picks sub-block j's byte from every lane.
 //
 // Tiles: one group × up to 8 tokens (the group's unpacked nibbles of a sub-block stay in
-// registers for all of them); decode is the one-token case, prefetching the group's next
-// super-blocks into L2 (a group's super-blocks are one contiguous stream).
+// registers for all of them); decode is the one-token case. A group's super-blocks are one
+// contiguous stream; decode prefetched the super-block after next into L2, which with the weights
+// in 2 MiB pages the hardware prefetcher does as well or better: one core read TinyLlama's Q4_K
+// shapes at 20-29 GB/s without it against 21-28 with it here, and the AVX2 tile 22-30 against
+// 20-26 (bench_kernels --types Q4_K --tokens 1, three alternations; two cores at the ~35 GB/s
+// roof either way). Q6_K keeps its prefetch: without, its decode tiles read half as fast.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 headers (see matmul_avx512.cpp)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -89,10 +93,6 @@ void group_tokens(const uint8_t* group, int64_t nb, const BlockQ8K* const* a, fl
   for (int t = 0; t < T; ++t) sum[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* sb = group + b * kQ4KxBytes;
-    // Decode streams the weights from memory: ask for the super-block after next into L2.
-    if constexpr (T == 1)
-      for (int64_t off = 0; off < kQ4KxBytes; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(sb + 2 * kQ4KxBytes + off), _MM_HINT_T1);
     __m512i sc[2], mn[2];
     unpack_scales(sb, sc, mn);
     __m512i dot[T];
