@@ -101,8 +101,9 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
   for (const WeightView& w : ws) {
     const TypeKernel tk = kernel_for(k, w);
     if (!tk.fn) fail("matmul", "weight type {} is not supported", ggml_type_name(w.type));
-    // A chunk must hold whole tiles: 4 rows, or for an interleaved matrix a whole 16-row group
-    // starting where a share of its layout may (interleave.h: 64 rows for Q4_0/Q4_1/Q8_0).
+    // A chunk must hold whole tiles: 4 rows, or for an interleaved matrix whole runs starting
+    // where a share of its layout may (interleave.h: 64 rows for Q4_0/Q4_1/Q8_0, 16 for the
+    // K-quants, 4 for F16/BF16).
     const int64_t tile_rows = is_interleaved(w.layout) ? interleaved_share_rows(w.type) : 4;
     if (is_interleaved(w.layout) && w.rows % kInterleaveRows != 0)
       fail("matmul", "an interleaved weight of {} rows: not a multiple of {}", w.rows, kInterleaveRows);
