@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 #include <vector>
 
@@ -46,6 +47,35 @@ Interleaved interleaved(GgmlType type, const std::vector<uint8_t>& plain, int64_
 
 WeightView plain_view(GgmlType type, const std::vector<uint8_t>& w, int64_t rows, int64_t cols) {
   return {type, w.data(), rows, cols, type_row_bytes(type, cols)};
+}
+
+// matmul_many of table k over ws (all of `cols` columns) with each thread count gives every
+// matrix's output bit for bit as multiplied alone on one thread, for 1 and 6 tokens (seed: the
+// activations').
+void expect_many_equals_alone(const KernelTable& k, const std::vector<WeightView>& ws, int64_t cols, uint32_t seed,
+                              std::initializer_list<int> thread_counts) {
+  ThreadPool one(1);
+  for (int64_t n_tok : {1, 6}) {
+    auto x = gaussian(static_cast<size_t>(n_tok * cols), seed);
+    std::vector<std::vector<float>> want(ws.size());
+    for (size_t i = 0; i < ws.size(); ++i) {
+      want[i].resize(n_tok * ws[i].rows);
+      matmul(k, ws[i], x.data(), want[i].data(), n_tok, one);
+    }
+    for (int threads : thread_counts) {
+      ThreadPool pool(threads);
+      std::vector<std::vector<float>> got(ws.size());
+      std::vector<float*> ys;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        got[i].assign(want[i].size(), 0.0f);
+        ys.push_back(got[i].data());
+      }
+      matmul_many(k, ws, x.data(), ys, n_tok, pool);
+      for (size_t i = 0; i < ws.size(); ++i)
+        ASSERT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4))
+            << isa_name(k.isa) << " matrix " << i << " tokens " << n_tok << " threads " << threads;
+    }
+  }
 }
 
 }  // namespace
@@ -266,28 +296,7 @@ TEST(Interleave, ManyMixesLayoutsAndTypes) {
        v = make_weights(GgmlType::Q4_0, 40, cols, 23);
   auto qi = interleaved(GgmlType::Q4_0, q, 576, cols), ki = interleaved(GgmlType::Q8_0, k, 192, cols);
   const std::vector<WeightView> ws = {qi.view, ki.view, plain_view(GgmlType::Q4_0, v, 40, cols)};
-  ThreadPool one(1);
-  for (int64_t n_tok : {1, 5}) {
-    auto x = gaussian(static_cast<size_t>(n_tok * cols), 24);
-    std::vector<std::vector<float>> want(ws.size());
-    for (size_t i = 0; i < ws.size(); ++i) {
-      want[i].resize(n_tok * ws[i].rows);
-      matmul(ws[i], x.data(), want[i].data(), n_tok, one);
-    }
-    for (int threads : {1, 2, 3}) {
-      ThreadPool pool(threads);
-      std::vector<std::vector<float>> got(ws.size());
-      std::vector<float*> ys;
-      for (size_t i = 0; i < ws.size(); ++i) {
-        got[i].assign(want[i].size(), 0.0f);
-        ys.push_back(got[i].data());
-      }
-      matmul_many(ws, x.data(), ys, n_tok, pool);
-      for (size_t i = 0; i < ws.size(); ++i)
-        ASSERT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4))
-            << "matrix " << i << " tokens " << n_tok << " threads " << threads;
-    }
-  }
+  for (Isa isa : available_isas()) expect_many_equals_alone(*kernels_for(isa), ws, cols, 24, {1, 2, 3});
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, InterleaveTest, ::testing::Values(GgmlType::Q4_0, GgmlType::Q8_0),
@@ -407,26 +416,7 @@ TEST(InterleaveQ4K, ManyMixesLayoutsAndTypes) {
        v = make_weights(GgmlType::Q4_K, 36, cols, 43);
   auto qi = interleaved(GgmlType::Q4_K, q, 320, cols), ki = interleaved(GgmlType::Q4_0, k, 64, cols);
   const std::vector<WeightView> ws = {qi.view, ki.view, plain_view(GgmlType::Q4_K, v, 36, cols)};
-  for (Isa isa : available_isas()) {
-    const KernelTable& table = *kernels_for(isa);
-    ThreadPool one(1);
-    for (int64_t n_tok : {1, 6}) {
-      auto x = gaussian(static_cast<size_t>(n_tok * cols), 44);
-      std::vector<std::vector<float>> want(ws.size()), got(ws.size());
-      std::vector<float*> ys;
-      for (size_t i = 0; i < ws.size(); ++i) {
-        want[i].resize(n_tok * ws[i].rows);
-        matmul(table, ws[i], x.data(), want[i].data(), n_tok, one);
-        got[i].assign(want[i].size(), 0.0f);
-        ys.push_back(got[i].data());
-      }
-      ThreadPool two(2);
-      matmul_many(table, ws, x.data(), ys, n_tok, two);
-      for (size_t i = 0; i < ws.size(); ++i)
-        ASSERT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4))
-            << isa_name(isa) << " matrix " << i << " tokens " << n_tok;
-    }
-  }
+  for (Isa isa : available_isas()) expect_many_equals_alone(*kernels_for(isa), ws, cols, 44, {2});
 }
 
 // Q8_0 and Q4_1 interleaved in ggml's order (WeightLayout::Interleaved16Ggml: a tied Q8_0 output
@@ -565,26 +555,7 @@ TEST(InterleaveQ6K, ManyMixesLayoutsAndTypes) {
   auto oi = interleaved(GgmlType::Q6_K, o, 320, cols), qi = interleaved(GgmlType::Q4_K, q, 48, cols),
        ki = interleaved(GgmlType::Q4_0, k, 64, cols);
   const std::vector<WeightView> ws = {oi.view, qi.view, ki.view, plain_view(GgmlType::Q6_K, v, 36, cols)};
-  for (Isa isa : available_isas()) {
-    const KernelTable& table = *kernels_for(isa);
-    ThreadPool one(1);
-    for (int64_t n_tok : {1, 6}) {
-      auto x = gaussian(static_cast<size_t>(n_tok * cols), 55);
-      std::vector<std::vector<float>> want(ws.size()), got(ws.size());
-      std::vector<float*> ys;
-      for (size_t i = 0; i < ws.size(); ++i) {
-        want[i].resize(n_tok * ws[i].rows);
-        matmul(table, ws[i], x.data(), want[i].data(), n_tok, one);
-        got[i].assign(want[i].size(), 0.0f);
-        ys.push_back(got[i].data());
-      }
-      ThreadPool two(2);
-      matmul_many(table, ws, x.data(), ys, n_tok, two);
-      for (size_t i = 0; i < ws.size(); ++i)
-        ASSERT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4))
-            << isa_name(isa) << " matrix " << i << " tokens " << n_tok;
-    }
-  }
+  for (Isa isa : available_isas()) expect_many_equals_alone(*kernels_for(isa), ws, cols, 55, {2});
 }
 
 // F16 and BF16 in runs of four rows, eight columns per 64-byte step (interleave.h).
@@ -671,29 +642,5 @@ TEST(InterleaveHalf, ShapesTablesAndMixes) {
        c = make_weights(GgmlType::BF16, 16, cols, 33);
   auto ai = interleaved(GgmlType::F16, a, 80, cols), bi = interleaved(GgmlType::Q4_0, b, 64, cols);
   const std::vector<WeightView> ws = {ai.view, bi.view, plain_view(GgmlType::BF16, c, 16, cols)};
-  ThreadPool one(1);
-  for (int64_t n_tok : {1, 6}) {
-    auto x = gaussian(static_cast<size_t>(n_tok * cols), 34);
-    for (Isa isa : available_isas()) {
-      const KernelTable& k = *kernels_for(isa);
-      std::vector<std::vector<float>> want(ws.size());
-      for (size_t i = 0; i < ws.size(); ++i) {
-        want[i].resize(n_tok * ws[i].rows);
-        matmul(k, ws[i], x.data(), want[i].data(), n_tok, one);
-      }
-      for (int threads : {2, 3}) {
-        ThreadPool pool(threads);
-        std::vector<std::vector<float>> got(ws.size());
-        std::vector<float*> ys;
-        for (size_t i = 0; i < ws.size(); ++i) {
-          got[i].assign(want[i].size(), 0.0f);
-          ys.push_back(got[i].data());
-        }
-        matmul_many(k, ws, x.data(), ys, n_tok, pool);
-        for (size_t i = 0; i < ws.size(); ++i)
-          ASSERT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4))
-              << isa_name(isa) << " matrix " << i << " tokens " << n_tok << " threads " << threads;
-      }
-    }
-  }
+  for (Isa isa : available_isas()) expect_many_equals_alone(*kernels_for(isa), ws, cols, 34, {2, 3});
 }
