@@ -12,7 +12,7 @@ echo "== release build: all tests"
 ctest --test-dir build --output-on-failure -j"$JOBS" --timeout 900
 
 # This machine's table is AVX-512's where the CPU has it; the issue's reference machine (Zen 3)
-# and many users' run the AVX2 table, whose weight layouts differ (F16/BF16 re-laid in runs of
+# and many users' machines run the AVX2 table, whose weight layouts differ (F16/BF16 re-laid in runs of
 # four rows): the model-level tests again with it.
 if grep -qw avx2 /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo; then
   echo "== release build: model-level tests with the AVX2 kernel table"

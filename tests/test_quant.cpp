@@ -155,7 +155,7 @@ TEST(Quant, ActivationQuantizersMatchReference) {
   const int64_t n = 256 * 5;
   std::vector<float> x(n);
   for (auto& v : x) v = normal(rng);
-  // Q8K: the signed maximum is the first element of the largest magnitude (-9 here, then +9),
+  // Q8K: the signed maximum is the first element of the largest magnitude (-19 here, then +19),
   // a block of zeros, one whose maximum is negative and reached twice.
   x[280] = -19.0f;
   x[300] = 19.0f;

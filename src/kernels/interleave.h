@@ -1,5 +1,6 @@
-// Q4_0, Q8_0, Q4_K and Q6_K weights (and F16/BF16, at the end) re-laid at load for integer dot products over 16 rows at once
-// (WeightLayout::Interleaved16; "Q4_0x16", "Q8_0x16", "Q4_Kx16", "Q6_Kx16").
+// Q4_0, Q8_0, Q4_K and Q6_K weights re-laid at load for integer dot products over 16 rows at once
+// (WeightLayout::Interleaved16; "Q4_0x16", "Q8_0x16", "Q4_Kx16", "Q6_Kx16"), and F16/BF16 in runs
+// of four rows for the AVX2 float tile (at the end).
 //
 // In a GGUF file a row is a run of blocks (fp16 scale, then 16 bytes of nibbles for Q4_0 or 32
 // int8 for Q8_0), so a kernel that wants one output per vector lane must gather 16 rows' scales

@@ -183,9 +183,9 @@ void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t half, float* cos, 
 void rope_tables_ggml(int64_t pos, float theta_scale, const float* factors, int64_t half, float* cos,
                       float* sin);
 
-// True when the loader should re-lay a matrix of this type (Q4_0, Q8_0, Q4_K, Q6_K, F16, BF16) and shape in
-// the Interleaved16 layout for table k: the table's interleaved kernel for the type is fast (its
-// *_at_load flag) and can_interleave holds.
+// True when the loader should re-lay a matrix of this type (Q4_0, Q8_0, Q4_K, Q6_K, F16, BF16)
+// and shape in the Interleaved16 layout for table k: the table's interleaved kernel for the type
+// is fast (its *_at_load flag) and can_interleave holds.
 bool wants_interleaved(const KernelTable& k, GgmlType type, int64_t rows, int64_t cols);
 
 // The scalar, AVX2 and AVX-512 tables (built in dispatch.cpp; use the functions above).
