@@ -241,14 +241,13 @@ void mm_float(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t 
 }
 
 // Runs of four interleaved rows (n_rows a multiple of 4, cols of 8: can_interleave), tokens as
-// mm_float walks them.
+// mm_float walks them. Run r/4 starts where row r started (interleave.h): at r·wrb.
 template <typename F>
-void mm_float_x4(const uint8_t* w, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+void mm_float_x4(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
                  int64_t ys, int64_t cols) {
   const auto* a = static_cast<const uint8_t*>(act);
-  const size_t run_bytes = kHalfRunRows * cols * sizeof(typename F::Elem);
   for (int64_t r = 0; r < nr; r += kHalfRunRows) {
-    const uint8_t* run = w + r / kHalfRunRows * run_bytes;
+    const uint8_t* run = w + r * wrb;
     int64_t t = 0;
     for (; t + 3 <= nt; t += 3) micro_f<F, 4, 3, true>(run, 0, a + t * arb, arb, y + t * ys + r, ys, cols);
     for (; t + 2 <= nt; t += 2) micro_f<F, 4, 2, true>(run, 0, a + t * arb, arb, y + t * ys + r, ys, cols);
@@ -258,13 +257,13 @@ void mm_float_x4(const uint8_t* w, int64_t nr, const void* act, size_t arb, int6
 
 }  // namespace
 
-void mm_f16x4(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt,
+void mm_f16x4(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
               float* y, int64_t ys, int64_t cols) {
-  mm_float_x4<F16>(w, nr, act, arb, nt, y, ys, cols);
+  mm_float_x4<F16>(w, wrb, nr, act, arb, nt, y, ys, cols);
 }
-void mm_bf16x4(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt,
+void mm_bf16x4(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
                float* y, int64_t ys, int64_t cols) {
-  mm_float_x4<BF16>(w, nr, act, arb, nt, y, ys, cols);
+  mm_float_x4<BF16>(w, wrb, nr, act, arb, nt, y, ys, cols);
 }
 
 #define BILLION_MM(name, impl)                                                                  \

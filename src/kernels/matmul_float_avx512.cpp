@@ -160,14 +160,13 @@ void mm_half(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t a
 }
 
 // Runs of four interleaved rows (n_rows a multiple of 4, cols of 8): tokens grouped as mm_half
-// groups them, a single token through the same four-row tile.
+// groups them, a single token through the same four-row tile. Run r/4 starts at r·wrb.
 template <typename F>
-void mm_half_x4(const uint8_t* w, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
+void mm_half_x4(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt, float* y,
                 int64_t ys, int64_t cols) {
   const auto* a = static_cast<const uint8_t*>(act);
-  const size_t run_bytes = kHalfRunRows * cols * sizeof(uint16_t);
   for (int64_t r = 0; r < nr; r += kHalfRunRows) {
-    const uint8_t* run = w + r / kHalfRunRows * run_bytes;
+    const uint8_t* run = w + r * wrb;
     int64_t t = 0;
     for (; t + kPrefillTokens <= nt; t += kPrefillTokens)
       micro<F, 4, kPrefillTokens, 0, true>(run, 0, a + t * arb, arb, y + t * ys + r, ys, cols);
@@ -185,14 +184,14 @@ void mm_half_x4(const uint8_t* w, int64_t nr, const void* act, size_t arb, int64
 
 }  // namespace
 
-void mm_f16x4(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt,
+void mm_f16x4(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
               float* y, int64_t ys, int64_t cols) {
-  mm_half_x4<F16>(w, nr, act, arb, nt, y, ys, cols);
+  mm_half_x4<F16>(w, wrb, nr, act, arb, nt, y, ys, cols);
 }
 
-void mm_bf16x4(const uint8_t* w, size_t, int64_t nr, const void* act, size_t arb, int64_t nt,
+void mm_bf16x4(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
                float* y, int64_t ys, int64_t cols) {
-  mm_half_x4<BF16>(w, nr, act, arb, nt, y, ys, cols);
+  mm_half_x4<BF16>(w, wrb, nr, act, arb, nt, y, ys, cols);
 }
 
 void mm_f16(const uint8_t* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t nt,
