@@ -8,12 +8,18 @@
 //   tgN@dD — the same after a D-token prefill (untimed): decode at depth D.
 // One warm-up of each test, then --runs timed runs; mean ± std of tokens/s, peak RSS (VmHWM).
 // Prints JSON on stdout (or --out).
+// --serve: load, print {"ready": ...} and then run one test per line read from stdin (a test
+// name, e.g. tg128@d512), printing {"test", "tok_s"} for each; "end" prints the summary (load
+// time, peak RSS) and exits. bench_peer.py drives llama.cpp the same way and alternates the two
+// engines run by run, so a pair of runs sees the same machine (its bandwidth drifts by 2x within
+// minutes, which one engine's three runs in a row and then the other's did not cancel out).
 #include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <span>
@@ -37,6 +43,16 @@ struct Test {
   std::string name;
   int prompt = 0, gen = 0, depth = 0;
 };
+
+Test parse_test(const std::string& item) {
+  Test t{item};
+  int n = 0, d = 0;
+  if (std::sscanf(item.c_str(), "pp%d", &n) == 1) t.prompt = n;
+  else if (std::sscanf(item.c_str(), "tg%d@d%d", &n, &d) >= 1) t.gen = n, t.depth = d;
+  else fail("--tests", "'{}' is not ppN, tgN or tgN@dD", item);
+  if (t.prompt < 0 || t.gen < 0 || t.depth < 0 || t.prompt + t.gen == 0) fail("--tests", "'{}' asks for no tokens", item);
+  return t;
+}
 
 // One run of a test: returns tokens per second of its timed part.
 double run_once(Model& m, const Test& t, std::mt19937& rng, ThreadPool& pool) {
@@ -78,18 +94,13 @@ int main(int argc, char** argv) {
   app.add_flag("--no-interleave", no_interleave, "Keep every matrix in the file's layout and pages (A/B of the interleaved kernels)");
   bool file_pages = false;
   app.add_flag("--file-pages", file_pages, "Copy only the matrices re-laid or converted; leave the rest in the file's pages (A/B of the huge-page copy)");
+  bool serve = false;
+  app.add_flag("--serve", serve, "Run one test per stdin line, printing one JSON line each (for bench_peer.py); 'end' exits");
   CLI11_PARSE(app, argc, argv);
   try {
     std::vector<Test> tests;
     std::stringstream ss(tests_arg);
-    for (std::string item; std::getline(ss, item, ',');) {
-      Test t{item};
-      int n = 0, d = 0;
-      if (std::sscanf(item.c_str(), "pp%d", &n) == 1) t.prompt = n;
-      else if (std::sscanf(item.c_str(), "tg%d@d%d", &n, &d) >= 1) t.gen = n, t.depth = d;
-      else fail("--tests", "'{}' is not ppN, tgN or tgN@dD", item);
-      tests.push_back(t);
-    }
+    for (std::string item; std::getline(ss, item, ',');) tests.push_back(parse_test(item));
     auto t_load = Clock::now();
     LoadOptions load;
     if (!quantize.empty()) load.quantization = parse_load_quantization(quantize);
@@ -99,6 +110,25 @@ int main(int argc, char** argv) {
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
     ThreadPool pool(threads);
     std::mt19937 rng(42);
+    auto summary = [&] {
+      return nlohmann::json{{"engine", "billion"}, {"model", model_path}, {"quantize", quantize}, {"interleave", !no_interleave},
+                            {"file_pages", file_pages}, {"threads", pool.size()},
+                            {"kernels", kernels::isa_name(kernels::active_kernels().isa)}, {"load_s", load_s},
+                            {"peak_rss_mib", peak_rss_bytes() / 1048576.0}};
+    };
+    if (serve) {
+      std::printf("%s\n", nlohmann::json{{"ready", true}, {"load_s", load_s}}.dump().c_str());
+      std::fflush(stdout);
+      for (std::string line; std::getline(std::cin, line);) {
+        if (line == "end") break;
+        const Test t = parse_test(line);
+        const double tok_s = run_once(*model, t, rng, pool);
+        std::printf("%s\n", nlohmann::json{{"test", t.name}, {"tok_s", tok_s}}.dump().c_str());
+        std::fflush(stdout);
+      }
+      std::printf("%s\n", summary().dump().c_str());
+      return 0;
+    }
     nlohmann::json results = nlohmann::json::object();
     for (const Test& t : tests) {
       run_once(*model, t, rng, pool);  // warm-up
@@ -112,9 +142,8 @@ int main(int argc, char** argv) {
       results[t.name] = {{"mean", mean}, {"std", sd}, {"runs", v}};
       std::fprintf(stderr, "ours %s: %.2f ± %.2f tok/s\n", t.name.c_str(), mean, sd);
     }
-    nlohmann::json j = {{"engine", "billion"}, {"model", model_path}, {"quantize", quantize}, {"interleave", !no_interleave}, {"file_pages", file_pages}, {"threads", pool.size()},
-                        {"kernels", kernels::isa_name(kernels::active_kernels().isa)}, {"load_s", load_s},
-                        {"peak_rss_mib", peak_rss_bytes() / 1048576.0}, {"tests", results}};
+    nlohmann::json j = summary();
+    j["tests"] = results;
     if (out.empty()) std::printf("%s\n", j.dump().c_str());
     else std::ofstream(out) << j.dump(2) << "\n";
   } catch (const std::exception& e) {

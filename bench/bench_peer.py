@@ -10,10 +10,14 @@ timed through its C API (llama_decode on llama_batch_get_one, as llama-bench doe
 evaluates N random tokens in one batch on a fresh context, tgN decodes N random tokens one at a
 time from an empty context, tgN@dD the same after a D-token prefill (untimed). Ours is
 bench/bench_peer.cpp, the same tests through Decoder::forward. Each engine runs in its own
-process (so peak RSS is its own); the engines alternate per row (llama.cpp first on even rows),
-each does one warm-up per test then --runs timed runs; 2 threads each. --kernels runs ours once
-per listed kernel table (BILLION_KERNELS: auto, scalar, avx2, avx512) in the same alternation, so
-a kernel change is measured before and after against the same llama.cpp runs.
+process (so peak RSS is its own), loaded once per row and kept resident; the engines alternate
+run by run: per test one warm-up each, then --runs rounds of one timed run per engine, the order
+reversed every other round (llama.cpp first in the first round of even rows). So the runs a
+ratio compares lie seconds apart: this VM's bandwidth drifts by up to 2x within minutes, and an
+earlier version that ran one engine's whole row and then the other's read that drift as a speed
+difference. 2 threads each. --kernels runs ours once per listed kernel table (BILLION_KERNELS:
+auto, scalar, avx2, avx512), each in its own process in the same rounds, so a kernel change is
+measured before and after against the same llama.cpp runs.
 
 Every row also reports decode's achieved bandwidth (weight bytes read per token × tok/s) as a
 fraction of the read bandwidth measured by bench_probe, and prefill's FLOP/s (2 × matmul weights
@@ -35,6 +39,7 @@ import pathlib
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -111,18 +116,22 @@ def stats(v):
     return {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "runs": v}
 
 
-def llama_worker(path, tests, runs, threads):
-    """Runs inside a child process: llama.cpp's timings for one model, JSON on stdout."""
-    import ctypes
+def llama_worker(path, threads):
+    """Runs inside a child process: llama.cpp's side of the serve protocol (bench_peer.cpp --serve):
+    {"ready"} once loaded, then one {"test", "tok_s"} line per test name read from stdin, and at
+    "end" the summary with peak RSS."""
     import random
     import llama_cpp as L
     L.llama_backend_init()
     mp = L.llama_model_default_params()
     mp.use_mmap = True
+    t_load = time.perf_counter()
     model = L.llama_model_load_from_file(str(path).encode(), mp)
+    if not model:
+        sys.exit(f"llama.cpp could not load {path}")
+    load_s = time.perf_counter() - t_load
     vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(model))
     rng = random.Random(42)
-    out = {}
 
     def new_ctx(n_ctx):
         cp = L.llama_context_default_params()
@@ -154,13 +163,14 @@ def llama_worker(path, tests, runs, threads):
         finally:
             L.llama_free(ctx)
 
-    for name in tests:
-        kind, n, depth = parse_test(name)
-        once(kind, n, depth)
-        out[name] = stats([once(kind, n, depth) for _ in range(runs)])
-        print(f"llama.cpp {name}: {out[name]['mean']:.2f} ± {out[name]['std']:.2f} tok/s", file=sys.stderr)
+    print(json.dumps({"ready": True, "load_s": load_s}), flush=True)
+    for line in sys.stdin:
+        name = line.strip()
+        if name == "end":
+            break
+        print(json.dumps({"test": name, "tok_s": once(*parse_test(name))}), flush=True)
     hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
-    print(json.dumps({"engine": "llama.cpp", "tests": out, "peak_rss_mib": hwm / 1024}))
+    print(json.dumps({"engine": "llama.cpp", "load_s": load_s, "peak_rss_mib": hwm / 1024}), flush=True)
 
 
 def parse_test(name):
@@ -170,15 +180,55 @@ def parse_test(name):
     return "tg", int(n), int(d or 0)
 
 
-def run_json(cmd, env=None):
-    """Runs one engine's worker; keeps its result lines, drops llama.cpp's load log."""
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    for line in res.stderr.splitlines():
-        if line.startswith(("llama.cpp ", "ours ")) or res.returncode != 0:
-            print("  " + line, file=sys.stderr, flush=True)
-    if res.returncode != 0:
-        sys.exit(f"{cmd[0]} failed ({res.returncode})")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+class Worker:
+    """One engine in its own process, serving one timed run per request (the serve protocol)."""
+
+    def __init__(self, label, cmd, env=None):
+        self.label = label
+        self.err = tempfile.TemporaryFile(mode="w+")  # llama.cpp's load log; shown if it fails
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
+                                     text=True, env=env)
+        self.runs = {}
+        self.read()  # {"ready": ...}: loaded
+
+    def read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            self.err.seek(0)
+            for l in self.err.read().splitlines()[-20:]:
+                print("  " + l, file=sys.stderr)
+            sys.exit(f"{self.label} failed ({self.proc.returncode})")
+        return json.loads(line)
+
+    def run(self, test):
+        self.proc.stdin.write(test + "\n")
+        self.proc.stdin.flush()
+        return self.read()["tok_s"]
+
+    def finish(self):
+        """Ends the worker: its summary (load time, peak RSS) with the timed runs as "tests"."""
+        self.proc.stdin.write("end\n")
+        self.proc.stdin.flush()
+        out = self.read()
+        self.proc.wait()
+        out["tests"] = {t: stats(v) for t, v in self.runs.items()}
+        return out
+
+
+def measure_row(workers, tests, runs):
+    """Per test: one warm-up of each engine, then `runs` rounds of one timed run each, the
+    engines' order reversed every other round (a drift of the machine's speed then hits both
+    alike), so a ratio compares runs seconds apart rather than two engines' batches minutes apart."""
+    for t in tests:
+        for w in workers:
+            w.run(t)
+        for r in range(runs):
+            for w in (workers if r % 2 == 0 else workers[::-1]):
+                w.runs.setdefault(t, []).append(w.run(t))
+        for w in workers:
+            v = stats(w.runs[t])
+            print(f"  {w.label} {t}: {v['mean']:.2f} ± {v['std']:.2f} tok/s", file=sys.stderr, flush=True)
 
 
 def main():
@@ -194,7 +244,7 @@ def main():
     args = ap.parse_args()
     tests = args.tests.split(",")
     if args.llama_worker:
-        return llama_worker(args.llama_worker, tests, args.runs, args.threads)
+        return llama_worker(args.llama_worker, args.threads)
 
     import llama_cpp
     build = pathlib.Path(args.build)
@@ -221,19 +271,20 @@ def main():
         read_bytes, flops = gguf_costs(llama_path)  # the weights as used: the quantized file's
         load = os.getloadavg()[0]
         probe_before = run_probe(build, args.threads)
-        llama_cmd = [sys.executable, __file__, "--llama-worker", str(llama_path), "--tests", args.tests,
-                     "--runs", str(args.runs), "--threads", str(args.threads)]
-        ours_cmd = [prog(build, "bench_peer"), str(path), "--tests", args.tests, "--runs", str(args.runs),
-                    "--threads", str(args.threads)] + (["--quantize", quant] if quant else [])
-        # llama.cpp first on even rows, last on odd ones; ours once per kernel table between.
+        llama_cmd = [sys.executable, __file__, "--llama-worker", str(llama_path), "--threads", str(args.threads)]
+        ours_cmd = [prog(build, "bench_peer"), str(path), "--serve", "--threads", str(args.threads)] + \
+            (["--quantize", quant] if quant else [])
+        # llama.cpp first on even rows, last on odd ones; ours once per kernel table. The workers
+        # load one after another (so our load time is measured alone), then stay resident.
         kernel_sets = args.kernels.split(",")
-        ours = {}
-        if i % 2 == 0:
-            lc = run_json(llama_cmd)
-        for ks in kernel_sets:
-            ours[ks] = run_json(ours_cmd, env=dict(os.environ, BILLION_KERNELS=ks))
-        if i % 2 == 1:
-            lc = run_json(llama_cmd)
+        order = ["llama"] + kernel_sets if i % 2 == 0 else kernel_sets + ["llama"]
+        workers = {}
+        for key in order:
+            workers[key] = Worker("llama.cpp", llama_cmd) if key == "llama" else \
+                Worker(f"ours[{key}]" if len(kernel_sets) > 1 else "ours", ours_cmd, env=dict(os.environ, BILLION_KERNELS=key))
+        measure_row([workers[k] for k in order], tests, args.runs)
+        lc = workers["llama"].finish()
+        ours = {ks: workers[ks].finish() for ks in kernel_sets}
         probe_after = run_probe(build, args.threads)
         row_bw, row_peak = max(probe_before[0], probe_after[0]), max(probe_before[1], probe_after[1])
         for ks in kernel_sets:
