@@ -5,7 +5,7 @@
 // The read roof is measured on huge-page memory (core/huge_page_buffer.h), where the loader puts
 // the weights; the same reads from ordinary 4 KiB pages, and with --file F from a read-only
 // mapping of F (page-cache pages, where an mmap-ing engine streams its weights from), show what
-// the page size costs.
+// the page size costs. --int8-ops adds the throughput of the AVX2 int8 instructions (below).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -84,6 +84,59 @@ __attribute__((target("avx2,fma"))) double fma_loop(int64_t iters) {
   return out[0];
 }
 
+// --int8-ops: the throughput of the integer instructions the AVX2 int8 tiles are built from,
+// alone and mixed in pairs, on one thread (billions of instructions per second). Twelve
+// independent chains hide the latencies. Two instructions that issue to separate pipes run at
+// about the sum of their rates when mixed, two that share pipes at about the rate of one: on
+// Zen 4 vpsignb, vpmaddubsw and vpmaddwd share, which is why the AVX2 Q8_0 tile (all three per
+// four products of a row) trails the Q4_0 one (docs/PERFORMANCE.md).
+enum class Int8Op { Maddubs, Madd, Sign, Add };
+
+const char* int8_op_name(Int8Op op) {
+  switch (op) {
+    case Int8Op::Maddubs: return "vpmaddubsw";
+    case Int8Op::Madd: return "vpmaddwd";
+    case Int8Op::Sign: return "vpsignb";
+    case Int8Op::Add: return "vpaddd";
+  }
+  return "?";
+}
+
+template <Int8Op Op>
+__attribute__((target("avx2"), always_inline)) inline __m256i int8_op(__m256i x, __m256i y) {
+  if constexpr (Op == Int8Op::Maddubs) return _mm256_maddubs_epi16(x, y);
+  else if constexpr (Op == Int8Op::Madd) return _mm256_madd_epi16(x, y);
+  else if constexpr (Op == Int8Op::Sign) return _mm256_sign_epi8(x, y);
+  else return _mm256_add_epi32(x, y);
+}
+
+// Six chains of A and six of B, interleaved; instructions per second.
+template <Int8Op A, Int8Op B>
+__attribute__((target("avx2"))) double int8_op_rate(int64_t iters) {
+  const __m256i y = _mm256_set1_epi8(3);
+  __m256i c0 = _mm256_set1_epi8(1), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
+          c10 = c0, c11 = c0;
+  const double t0 = now();
+  for (int64_t i = 0; i < iters; ++i) {
+    c0 = int8_op<A>(c0, y), c1 = int8_op<B>(c1, y), c2 = int8_op<A>(c2, y), c3 = int8_op<B>(c3, y);
+    c4 = int8_op<A>(c4, y), c5 = int8_op<B>(c5, y), c6 = int8_op<A>(c6, y), c7 = int8_op<B>(c7, y);
+    c8 = int8_op<A>(c8, y), c9 = int8_op<B>(c9, y), c10 = int8_op<A>(c10, y), c11 = int8_op<B>(c11, y);
+    // Keeps every chain in a register and every instruction in the loop.
+    __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5), "+x"(c6), "+x"(c7), "+x"(c8),
+                     "+x"(c9), "+x"(c10), "+x"(c11));
+  }
+  return 12.0 * static_cast<double>(iters) / (now() - t0) / 1e9;
+}
+
+template <Int8Op A, Int8Op B>
+void probe_int8_pair(nlohmann::json& doc) {
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) best = std::max(best, int8_op_rate<A, B>(20'000'000));
+  const std::string name = A == B ? int8_op_name(A) : std::string(int8_op_name(A)) + " + " + int8_op_name(B);
+  std::printf("| int8 instructions G/s, %s | 1 | %.2f |\n", name.c_str(), best);
+  doc["int8_ops_g_per_s"][name] = best;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,14 +144,16 @@ int main(int argc, char** argv) {
   std::vector<int> thread_counts = {1, 2};
   size_t mib = 512;
   std::string file_path;
+  bool int8_ops = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--out" && i + 1 < argc) out_path = argv[++i];
     else if (a == "--mib" && i + 1 < argc) mib = std::stoul(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) thread_counts = {std::stoi(argv[++i])};
     else if (a == "--file" && i + 1 < argc) file_path = argv[++i];
+    else if (a == "--int8-ops") int8_ops = true;
     else {
-      std::printf("usage: bench_probe [--out FILE] [--mib N (buffer, default 512)] [--threads N] [--file F]\n");
+      std::printf("usage: bench_probe [--out FILE] [--mib N (buffer, default 512)] [--threads N] [--file F] [--int8-ops]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -191,6 +246,15 @@ int main(int argc, char** argv) {
       std::printf("| FMA fp32 GFLOP/s | %d | %.1f |\n", threads, gflops);
       doc["fma_gflop_per_s"][std::to_string(threads)] = gflops;
     }
+  }
+  if (int8_ops && cpu_features().avx2) {
+    probe_int8_pair<Int8Op::Maddubs, Int8Op::Maddubs>(doc);
+    probe_int8_pair<Int8Op::Madd, Int8Op::Madd>(doc);
+    probe_int8_pair<Int8Op::Sign, Int8Op::Sign>(doc);
+    probe_int8_pair<Int8Op::Add, Int8Op::Add>(doc);
+    probe_int8_pair<Int8Op::Maddubs, Int8Op::Sign>(doc);
+    probe_int8_pair<Int8Op::Maddubs, Int8Op::Madd>(doc);
+    probe_int8_pair<Int8Op::Maddubs, Int8Op::Add>(doc);
   }
   std::ofstream(out_path) << doc.dump(1) << "\n";
   std::printf("\nwrote %s\n", out_path.c_str());
