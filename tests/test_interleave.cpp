@@ -174,7 +174,7 @@ TEST_P(InterleaveTest, IntegerInputsEqualPlainLayoutOnEveryIsa) {
       const uint16_t one = f32_to_f16(1.0f);
       for (size_t off = 0; off < plain.size(); off += type_block_bytes(type)) std::memcpy(&plain[off], &one, 2);
       auto m = interleaved(type, plain, rows, cols);
-      for (int64_t n_tok : {1, 3, 9}) {
+      for (int64_t n_tok : {1, 3, 9, 17}) {
         std::vector<float> x(static_cast<size_t>(n_tok * cols));
         for (int64_t b = 0; b < n_tok * nb; ++b) {
           float* blk = x.data() + b * kQK;
@@ -225,9 +225,93 @@ TEST(InterleaveQ4_0, ExtremeValuesEqualReference) {
   }
 }
 
+// The largest products a Q8_0 block can give against every tile: weights -128 (a file may hold
+// it) or 127 against activations ±127, so that each int16 pair of the AVX2 tiles reaches
+// 2·128·127 and a block 16 of them; a wrapped or saturated sum would show. 20 tokens: the
+// token tiles (a full one and a partial one) and, below 16, the other prefill tile.
+TEST(InterleaveQ8_0, ExtremeValuesEqualReference) {
+  const GgmlType type = GgmlType::Q8_0;
+  const int64_t rows = 64, cols = kQK * 64;
+  ThreadPool pool(2);
+  for (uint8_t bits : {uint8_t{0x80}, uint8_t{0x7F}}) {
+    std::vector<uint8_t> plain(rows * type_row_bytes(type, cols), bits);
+    const uint16_t one = f32_to_f16(1.0f);
+    for (size_t off = 0; off < plain.size(); off += type_block_bytes(type)) std::memcpy(&plain[off], &one, 2);
+    auto m = interleaved(type, plain, rows, cols);
+    for (float sign : {1.0f, -1.0f}) {
+      for (int64_t n_tok : {3, 20}) {
+        std::vector<float> x(n_tok * cols, sign);
+        std::vector<float> want(n_tok * rows), got(n_tok * rows);
+        matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, pool);
+        for (Isa isa : available_isas()) {
+          matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, pool);
+          ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+              << isa_name(isa) << " weights " << int(bits) << " sign " << sign << " tokens " << n_tok;
+        }
+        // and the value: 64 blocks of 32 · w · ±127 · d_a, d_a = 1/127 as fp16 (ggml's rounding)
+        EXPECT_NEAR(want[0], sign * (bits == 0x80 ? -128.0f : 127.0f) * cols, 1e-3 * 128 * cols) << int(bits);
+      }
+    }
+  }
+}
+
+// A token tile holds the documented bytes (interleave.h): pair k of block b, token j at
+// b·kTokenTileBlockBytes + 64k + 4j as two int16, the d's after the pairs, zeros past the last
+// token. Each quantized byte names its token, block and element.
+TEST(Interleave, TokenTileLiesAsDocumented) {
+  const int64_t nb = 3, n_tokens = 21;
+  const size_t row_bytes = nb * sizeof(BlockQ8A);
+  std::vector<uint8_t> q8a(n_tokens * row_bytes);
+  auto at = [](int64_t t, int64_t b, int e) { return static_cast<int8_t>((t * 5 + b * 3 + e * 7) % 255 - 127); };
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      auto* blk = reinterpret_cast<BlockQ8A*>(q8a.data() + t * row_bytes) + b;
+      blk->d = 0.5f + static_cast<float>(t * nb + b);
+      for (int e = 0; e < kQK; ++e) blk->qs[e] = at(t, b, e);
+    }
+  std::vector<uint8_t> tile(nb * kTokenTileBlockBytes, 0xAB);
+  for (int64_t i = 0; i < 2; ++i) {
+    q8a_token_tile(q8a.data(), row_bytes, n_tokens, nb, i, tile.data());
+    for (int64_t b = 0; b < nb; ++b)
+      for (int64_t j = 0; j < kTokenTile; ++j) {
+        const int64_t t = kTokenTile * i + j;
+        const uint8_t* blk = tile.data() + b * kTokenTileBlockBytes;
+        float d;
+        std::memcpy(&d, blk + kTokenTile * 64 + 4 * j, 4);
+        EXPECT_EQ(d, t < n_tokens ? 0.5f + static_cast<float>(t * nb + b) : 0.0f) << "token " << t << " block " << b;
+        for (int k = 0; k < kQK / 2; ++k) {
+          int16_t pair[2];
+          std::memcpy(pair, blk + 64 * k + 4 * j, 4);
+          for (int e = 0; e < 2; ++e)
+            ASSERT_EQ(pair[e], t < n_tokens ? at(t, b, 2 * k + e) : 0) << "token " << t << " block " << b << " pair " << k;
+        }
+      }
+  }
+}
+
+// Batches longer than the driver's token chunk for the AVX2 Q8_0 token tiles (1 MiB of tiles:
+// 240 tokens at 2048 columns) go through the kernel in several chunks, each starting at a tile.
+TEST(InterleaveQ8_0, TokenChunksGiveTheReferenceBits) {
+  const GgmlType type = GgmlType::Q8_0;
+  const int64_t rows = 64, cols = 2048, n_tok = 261;
+  ThreadPool one(1), two(2);
+  auto plain = make_weights(type, rows, cols, 3);
+  auto m = interleaved(type, plain, rows, cols);
+  auto x = gaussian(static_cast<size_t>(n_tok * cols), 12);
+  std::vector<float> want(n_tok * rows), got(n_tok * rows);
+  matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, one);
+  for (Isa isa : available_isas())
+    for (ThreadPool* pool : {&one, &two}) {
+      std::fill(got.begin(), got.end(), -1.0f);
+      matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, *pool);
+      ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4)) << isa_name(isa) << " threads " << pool->size();
+    }
+}
+
 // On Gaussian data every ISA's interleaved kernel equals the interleaved reference bit for bit,
-// for token counts that hit every prefill tile (8, 7 .. 1 tokens) and decode, group counts that
-// hit decode's four-group tile and its remainder, odd block counts, and 1 or 2 threads.
+// for token counts that hit every prefill tile (8, 7 .. 1 tokens), the AVX2 Q8_0 token tiles
+// (16 tokens, 17 and 40: partial last tiles) and decode, group counts that hit decode's
+// four-group tile and its remainder, odd block counts, and 1 or 2 threads.
 TEST_P(InterleaveTest, EveryIsaBitIdenticalToReference) {
   const GgmlType type = GetParam();
   ThreadPool one(1), two(2);
@@ -236,7 +320,7 @@ TEST_P(InterleaveTest, EveryIsaBitIdenticalToReference) {
     for (int64_t rows : {16, 48, 80, 96, 112, 256}) {  // tiles of 1, 3, 4+1, 4+2, 4+3, 4·4 groups
       auto plain = make_weights(type, rows, cols, uint32_t(7 + nb + rows));
       auto m = interleaved(type, plain, rows, cols);
-      for (int64_t n_tok : {1, 2, 3, 7, 8, 9, 17}) {
+      for (int64_t n_tok : {1, 2, 3, 7, 8, 9, 16, 17, 40}) {
         auto x = gaussian(static_cast<size_t>(n_tok * cols), 11);
         std::vector<float> want(n_tok * rows), got(n_tok * rows);
         matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, one);

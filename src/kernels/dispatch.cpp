@@ -73,6 +73,8 @@ const KernelTable& avx2_kernel_table() {
       // decode and ~3.8x for prefill than the plain AVX2 tile (bench_kernels, TinyLlama shapes,
       // measured on Zen 4 with BILLION_KERNELS=avx2).
       .mm_q6_kx16 = avx2::mm_q6_kx16,
+      // Q8_0 prefill with the tokens in the lanes (matmul_q8_0_tokens_avx2.cpp, the same bits).
+      .mm_q8_0x16_tokens16 = avx2::mm_q8_0x16_tokens16,
       .interleave_at_load = true, .interleave_q4_k_at_load = true, .interleave_q6_k_at_load = true,
       // The tied Q8_0 output re-laid in ggml's order (matmul_interleaved_ggml_avx2.cpp, the plain
       // tile's bits, so llama.cpp's logits): decode about 1.7x faster than the plain tile on
@@ -116,6 +118,7 @@ const KernelTable& avx512_kernel_table() {
     t.mm_bf16 = avx512::mm_bf16;
     t.mm_q4_0x16 = avx512::mm_q4_0x16;
     t.mm_q8_0x16 = avx512::mm_q8_0x16;
+    t.mm_q8_0x16_tokens16 = nullptr;  // vpdpbusd makes the interleaved tile the faster one here
     t.mm_q4_kx16 = avx512::mm_q4_kx16;  // matmul_kquant_interleaved_avx512.cpp
     // Q6_K stays re-laid (interleave_q6_k_at_load from AVX2): this tile ran 1.2-1.5x the plain
     // AVX-512 one for decode and ~2x for prefill (bench_kernels, TinyLlama shapes, Zen 4, 1 thread).

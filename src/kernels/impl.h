@@ -90,6 +90,8 @@ void attention_f16(const float* q, int64_t q_stride, int64_t n_q, int64_t head_d
 namespace avx2 {
 void mm_q4_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 void mm_q8_0x16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
+// Interleaved Q8_0 × token tiles (matmul_q8_0_tokens_avx2.cpp), bit-identical to ref::mm_q8_0x16.
+void mm_q8_0x16_tokens16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // Interleaved Q4_K (matmul_kquant_interleaved_avx2.cpp), bit-identical to ref::mm_q4_k.
 void mm_q4_kx16(const uint8_t*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t, int64_t);
 // Interleaved Q8_0 and Q4_1 in ggml's order (matmul_interleaved_ggml_avx2.cpp), bit-identical to

@@ -90,6 +90,21 @@ int64_t interleaved_share_rows(GgmlType type) {
   return is_half(type) ? kHalfRunRows : is_kquant(type) ? kInterleaveRows : kTileRows;
 }
 
+void q8a_token_tile(const uint8_t* q8a, size_t q8a_row_bytes, int64_t n_tokens, int64_t nb, int64_t tile, uint8_t* out) {
+  std::memset(out, 0, static_cast<size_t>(nb * kTokenTileBlockBytes));
+  for (int64_t j = 0; j < kTokenTile && kTokenTile * tile + j < n_tokens; ++j) {
+    const auto* a = reinterpret_cast<const BlockQ8A*>(q8a + (kTokenTile * tile + j) * q8a_row_bytes);
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* block = out + b * kTokenTileBlockBytes;
+      for (int k = 0; k < kQK / 2; ++k) {
+        const int16_t pair[2] = {a[b].qs[2 * k], a[b].qs[2 * k + 1]};
+        std::memcpy(block + 64 * k + 4 * j, pair, 4);
+      }
+      std::memcpy(block + kTokenTile * 64 + 4 * j, &a[b].d, 4);
+    }
+  }
+}
+
 bool can_interleave(GgmlType type, int64_t rows, int64_t cols) {
   if (rows <= 0 || rows % kInterleaveRows != 0 || cols <= 0) return false;
   if (is_kquant(type)) return cols % kQKK == 0;

@@ -165,6 +165,24 @@ inline const int32_t* q8a_block_sums(const uint8_t* act_row, int64_t nb) {
   return reinterpret_cast<const int32_t*>(act_row + nb * sizeof(BlockQ8A));
 }
 
+// Q8A activations of 16 tokens side by side ("token tiles"), for a prefill tile that holds tokens
+// in its vector lanes and multiplies int16 pairs (avx2::mm_q8_0x16_tokens16). Tile i holds tokens
+// 16i .. 16i+15; block b of a tile lies at b·kTokenTileBlockBytes from the tile's start:
+//
+//   [16 × 64 bytes]   pair k = 0..15: token j's elements 2k and 2k+1 of the block as int16, at 4j
+//   [64 bytes]        the 16 tokens' d (float)
+//
+// Tokens past the last are zeros (d = 0). A tile is nb·kTokenTileBlockBytes bytes, 68·nb per
+// token, so the tile of token t (a multiple of 16) starts at t·68·nb bytes, as a Q8A row starts
+// at t·row_bytes: the matmul driver hands out token chunks of tiles the same way.
+constexpr int64_t kTokenTile = 16;
+constexpr int64_t kTokenTileBlockBytes = kTokenTile * 64 + kTokenTile * 4;
+constexpr int64_t kTokenTileBytesPerTokenBlock = kTokenTileBlockBytes / kTokenTile;  // 68
+
+// Writes token tile `tile` (nb·kTokenTileBlockBytes bytes at out) from the Q8A rows of n_tokens
+// tokens (row t at q8a + t·q8a_row_bytes, nb blocks each).
+void q8a_token_tile(const uint8_t* q8a, size_t q8a_row_bytes, int64_t n_tokens, int64_t nb, int64_t tile, uint8_t* out);
+
 // True when a matrix of this type and shape can be interleaved: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K,
 // F16 or BF16, rows a multiple of 16 (every matrix of the target models) and cols a multiple of
 // the block size (8 for F16 and BF16).

@@ -62,7 +62,8 @@ enum class RopeStyle {
 // (w + r*w_row_bytes, `cols` elements of the type) with activation row t (act + t*act_row_bytes,
 // in the activation format of the type: float for F32/F16/BF16, BlockQ8A for the 32-element
 // quants — followed by the row's int32 block sums for the interleaved kernels, see
-// kernels/interleave.h — BlockQ8K for K-quants). y[t, r] is y[t*y_stride + r]. The arithmetic for one (r, t)
+// kernels/interleave.h — BlockQ8K for K-quants; for mm_q8_0x16_tokens16, the token tiles of
+// kernels/interleave.h, act at the tile of token 0). y[t, r] is y[t*y_stride + r]. The arithmetic for one (r, t)
 // does not depend on n_rows, n_tok or the pair's position in a tile, which is what makes
 // results independent of the thread count.
 using MatmulTileFn = void (*)(const uint8_t* w, size_t w_row_bytes, int64_t n_rows,
@@ -87,6 +88,9 @@ struct KernelTable {
   // interleave_q4_k_at_load and interleave_q6_k_at_load the same for Q4_K and Q6_K (see
   // kernels/interleave.h and wants_interleaved below).
   MatmulTileFn mm_q4_0x16, mm_q8_0x16, mm_q4_kx16, mm_q6_kx16;
+  // Optional: interleaved Q8_0 × Q8A token tiles (kernels/interleave.h), the same bits as
+  // mm_q8_0x16; where present the driver uses it for batches of at least kTokenTile tokens.
+  MatmulTileFn mm_q8_0x16_tokens16 = nullptr;
   bool interleave_at_load;
   bool interleave_q4_k_at_load;
   bool interleave_q6_k_at_load;

@@ -15,7 +15,8 @@
 namespace billion::kernels {
 namespace {
 
-enum class ActKind { F32, Q8A, Q8K };
+// Q8AT: Q8A in token tiles (interleave.h), made from the Q8A rows.
+enum class ActKind { F32, Q8A, Q8K, Q8AT };
 
 struct TypeKernel {
   MatmulTileFn fn;
@@ -23,7 +24,7 @@ struct TypeKernel {
   bool block_sums = false;  // Q8A rows followed by their int32 block sums (q8a_block_sums)
 };
 
-TypeKernel kernel_for(const KernelTable& k, const WeightView& w) {
+TypeKernel kernel_for(const KernelTable& k, const WeightView& w, int64_t n_tokens) {
   if (w.layout == WeightLayout::Interleaved16Ggml)
     return {w.type == GgmlType::Q8_0 ? k.mm_q8_0x16_ggml : w.type == GgmlType::Q4_1 ? k.mm_q4_1x16_ggml : nullptr, ActKind::Q8A};
   if (w.layout == WeightLayout::Interleaved16) {
@@ -31,6 +32,9 @@ TypeKernel kernel_for(const KernelTable& k, const WeightView& w) {
     if (w.type == GgmlType::Q6_K) return {k.mm_q6_kx16, ActKind::Q8K};
     if (w.type == GgmlType::F16) return {k.mm_f16x4, ActKind::F32};
     if (w.type == GgmlType::BF16) return {k.mm_bf16x4, ActKind::F32};
+    // Below a whole token tile the padding would cost more than the tile gains.
+    if (w.type == GgmlType::Q8_0 && k.mm_q8_0x16_tokens16 && n_tokens >= kTokenTile)
+      return {k.mm_q8_0x16_tokens16, ActKind::Q8AT};
     return {w.type == GgmlType::Q4_0 ? k.mm_q4_0x16 : w.type == GgmlType::Q8_0 ? k.mm_q8_0x16 : nullptr, ActKind::Q8A, true};
   }
   switch (w.type) {
@@ -63,6 +67,10 @@ void write_block_sums(uint8_t* row, int64_t nb) {
 // Activations of one token chunk should stay in L2 (512 KiB per core on Zen 3) while every row
 // group of the thread's share streams past them; a row group (4 rows) stays in L1.
 constexpr size_t kActChunkBytes = 192 * 1024;
+// Token tiles (ActKind::Q8AT) go in larger chunks: their tile kernel passes over each 16-row
+// group once per chunk, and that pass reads the group from memory. 1 MiB (240 tokens at 2048
+// columns) ran faster than 512 KiB and than whole batches (bench_kernels, TinyLlama shapes, Zen 4).
+constexpr size_t kTokenTileChunkBytes = 1024 * 1024;
 
 // Rows are handed out in chunks from a shared counter rather than split in equal halves: on a
 // shared machine one thread is often descheduled or slowed by another process, and with a
@@ -91,15 +99,15 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
   // Thread-local storage is reached through these references: inside the parallel lambda a
   // thread_local name would mean the running worker's own (empty) instance.
   thread_local std::vector<Job> tl_jobs;
-  thread_local std::vector<uint8_t> tl_q8a, tl_q8k;
+  thread_local std::vector<uint8_t> tl_q8a, tl_q8k, tl_q8at;
   std::vector<Job>& jobs = tl_jobs;
   jobs.clear();
   const int64_t threads = pool.size();
   int64_t n_chunks = 0;
-  bool need[3] = {false, false, false};  // indexed by ActKind
+  bool need[4] = {false, false, false, false};  // indexed by ActKind
   bool need_sums = false;
   for (const WeightView& w : ws) {
-    const TypeKernel tk = kernel_for(k, w);
+    const TypeKernel tk = kernel_for(k, w, n_tokens);
     if (!tk.fn) fail("matmul", "weight type {} is not supported", ggml_type_name(w.type));
     // A chunk must hold whole tiles: 4 rows, or for an interleaved matrix whole runs starting
     // where a share of its layout may (interleave.h: 64 rows for Q4_0/Q4_1/Q8_0, 16 for the
@@ -121,19 +129,24 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
     need_sums |= tk.block_sums;
   }
   if (n_tokens <= 0 || n_chunks == 0) return;
+  if (need[int(ActKind::Q8AT)]) need[int(ActKind::Q8A)] = true;  // the token tiles' source
 
   // Quantized activations live in per-thread buffers reused across calls (no allocation in
   // the steady state of a decode loop), one per activation format the matrices need, each
   // quantized once for all of them.
   std::vector<uint8_t>& scratch_q8a = tl_q8a;
   std::vector<uint8_t>& scratch_q8k = tl_q8k;
+  std::vector<uint8_t>& scratch_q8at = tl_q8at;
   const int64_t cols = ws[0].cols;
   const size_t f32_row_bytes = static_cast<size_t>(cols) * sizeof(float);
   const size_t q8a_row_bytes =
       need[int(ActKind::Q8A)] ? cols / kQK * (sizeof(BlockQ8A) + (need_sums ? sizeof(int32_t) : 0)) : 0;
   const size_t q8k_row_bytes = need[int(ActKind::Q8K)] ? cols / kQKK * sizeof(BlockQ8K) : 0;
+  const int64_t token_tiles = need[int(ActKind::Q8AT)] ? (n_tokens + kTokenTile - 1) / kTokenTile : 0;
+  const size_t q8at_row_bytes = token_tiles ? cols / kQK * kTokenTileBytesPerTokenBlock : 0;
   scratch_q8a.resize(q8a_row_bytes * n_tokens);
   scratch_q8k.resize(q8k_row_bytes * n_tokens);
+  scratch_q8at.resize(q8at_row_bytes * kTokenTile * token_tiles);
   if (q8a_row_bytes + q8k_row_bytes > 0) {
     uint8_t* qa = scratch_q8a.data();
     uint8_t* qk = scratch_q8k.data();
@@ -148,12 +161,22 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
       }
     });
   }
+  if (token_tiles > 0) {
+    const uint8_t* qa = scratch_q8a.data();
+    uint8_t* qt = scratch_q8at.data();
+    pool.parallel_for(token_tiles, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        q8a_token_tile(qa, q8a_row_bytes, n_tokens, cols / kQK, i, qt + i * kTokenTile * q8at_row_bytes);
+    });
+  }
   const uint8_t* const q8a = scratch_q8a.data();
   const uint8_t* const q8k = scratch_q8k.data();
+  const uint8_t* const q8at = scratch_q8at.data();
   auto act_of = [&](ActKind kind, size_t& row_bytes) -> const uint8_t* {
     switch (kind) {
       case ActKind::Q8A: row_bytes = q8a_row_bytes; return q8a;
       case ActKind::Q8K: row_bytes = q8k_row_bytes; return q8k;
+      case ActKind::Q8AT: row_bytes = q8at_row_bytes; return q8at;
       default: row_bytes = f32_row_bytes; return reinterpret_cast<const uint8_t*>(x);
     }
   };
@@ -171,8 +194,11 @@ void matmul_many(const KernelTable& k, std::span<const WeightView> ws, const flo
       const Job& job = jobs[m];
       size_t act_row_bytes = 0;
       const uint8_t* a = act_of(job.tk.act, act_row_bytes);
-      // Token chunks are a multiple of the widest token tile (4).
-      const int64_t chunk = std::min(std::max<int64_t>(static_cast<int64_t>(kActChunkBytes / act_row_bytes) & ~int64_t{3}, 4), n_tokens);
+      // Token chunks are a multiple of the widest token tile (4), or start at a token tile.
+      const bool tiled = job.tk.act == ActKind::Q8AT;
+      const int64_t align = tiled ? kTokenTile : 4;
+      const int64_t fit = static_cast<int64_t>((tiled ? kTokenTileChunkBytes : kActChunkBytes) / act_row_bytes);
+      const int64_t chunk = std::min(std::max(fit / align * align, align), n_tokens);
       const int64_t r0 = (c - job.first_chunk) * job.row_chunk;
       const int64_t r1 = std::min(r0 + job.row_chunk, w.rows);
       for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk) {
