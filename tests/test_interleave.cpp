@@ -194,35 +194,63 @@ TEST_P(InterleaveTest, IntegerInputsEqualPlainLayoutOnEveryIsa) {
   }
 }
 
+namespace {
+
+// A matrix whose quant bytes are all `bits` (scales 1), against x (n_tok rows of constant
+// sign, or the mixed pattern for sign 0): every ISA's interleaved matmul gives the reference's
+// bits. Returns the reference's first output.
+float expect_uniform_blocks_equal_reference(GgmlType type, int64_t rows, int64_t cols, uint8_t bits, float sign,
+                                            int64_t n_tok, ThreadPool& pool) {
+  std::vector<uint8_t> plain(rows * type_row_bytes(type, cols), bits);
+  const uint16_t one = f32_to_f16(1.0f);
+  for (size_t off = 0; off < plain.size(); off += type_block_bytes(type)) std::memcpy(&plain[off], &one, 2);
+  auto m = interleaved(type, plain, rows, cols);
+  std::vector<float> x(n_tok * cols);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = sign != 0.0f ? sign : (i % 3 ? 1.0f : -1.0f);
+  std::vector<float> want(n_tok * rows), got(n_tok * rows);
+  matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, pool);
+  for (Isa isa : available_isas()) {
+    matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, pool);
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+        << ggml_type_name(type) << " " << isa_name(isa) << " bytes " << int(bits) << " sign " << sign << " tokens " << n_tok;
+  }
+  return want[0];
+}
+
+// On Gaussian activations (seed) every ISA's matmul of w, on 1 and 2 threads, gives the scalar
+// table's bits.
+void expect_every_isa_equals_reference(const WeightView& w, int64_t n_tok, uint32_t seed) {
+  ThreadPool one(1), two(2);
+  auto x = gaussian(static_cast<size_t>(n_tok * w.cols), seed);
+  std::vector<float> want(n_tok * w.rows), got(n_tok * w.rows);
+  matmul(scalar_kernel_table(), w, x.data(), want.data(), n_tok, one);
+  for (Isa isa : available_isas())
+    for (ThreadPool* pool : {&one, &two}) {
+      std::fill(got.begin(), got.end(), -1.0f);
+      matmul(*kernels_for(isa), w, x.data(), got.data(), n_tok, *pool);
+      ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
+          << isa_name(isa) << " blocks " << w.cols / kQK << " rows " << w.rows << " tokens " << n_tok << " threads "
+          << pool->size();
+    }
+}
+
+}  // namespace
+
 // The largest integers a Q4_0 block can give: every nibble 15 (or 0) against activations ±127.
 // The AVX2 tile adds eight maddubs results in int16 (2·15·127 each, 30480 in all, just under
 // 2^15), so a width slip there would show as a wrapped sum.
 TEST(InterleaveQ4_0, ExtremeValuesEqualReference) {
-  const GgmlType type = GgmlType::Q4_0;
-  const int64_t rows = 32, cols = kQK * 64;
+  const int64_t cols = kQK * 64;
   ThreadPool pool(1);
-  for (uint8_t bits : {uint8_t{0xFF}, uint8_t{0x00}}) {
-    std::vector<uint8_t> plain(rows * type_row_bytes(type, cols), bits);
-    const uint16_t one = f32_to_f16(1.0f);
-    for (size_t off = 0; off < plain.size(); off += sizeof(BlockQ4_0)) std::memcpy(&plain[off], &one, 2);
-    auto m = interleaved(type, plain, rows, cols);
-    for (float sign : {1.0f, -1.0f, 0.0f}) {
+  for (uint8_t bits : {uint8_t{0xFF}, uint8_t{0x00}})
+    for (float sign : {1.0f, -1.0f, 0.0f})
       for (int64_t n_tok : {1, 3, 8}) {
-        std::vector<float> x(n_tok * cols);
-        for (size_t i = 0; i < x.size(); ++i) x[i] = sign != 0.0f ? sign : (i % 3 ? 1.0f : -1.0f);
-        std::vector<float> want(n_tok * rows), got(n_tok * rows);
-        matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, pool);
-        for (Isa isa : available_isas()) {
-          matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, pool);
-          ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
-              << isa_name(isa) << " nibbles " << int(bits) << " sign " << sign << " tokens " << n_tok;
-        }
+        const float y0 = expect_uniform_blocks_equal_reference(GgmlType::Q4_0, 32, cols, bits, sign, n_tok, pool);
         // and the exact value for the all-one-sign inputs: 64 blocks of 32 · (nibble - 8) · ±127 · d_a
-        if (sign != 0.0f)
-          EXPECT_NEAR(want[0], sign * (bits ? 7.0f : -8.0f) * cols, 1e-3 * cols) << int(bits);
+        if (sign != 0.0f) {
+          EXPECT_NEAR(y0, sign * (bits ? 7.0f : -8.0f) * cols, 1e-3 * cols) << int(bits);
+        }
       }
-    }
-  }
 }
 
 // The largest products a Q8_0 block can give against every tile: weights -128 (a file may hold
@@ -230,29 +258,15 @@ TEST(InterleaveQ4_0, ExtremeValuesEqualReference) {
 // 2·128·127 and a block 16 of them; a wrapped or saturated sum would show. 20 tokens: the
 // token tiles (a full one and a partial one) and, below 16, the other prefill tile.
 TEST(InterleaveQ8_0, ExtremeValuesEqualReference) {
-  const GgmlType type = GgmlType::Q8_0;
-  const int64_t rows = 64, cols = kQK * 64;
+  const int64_t cols = kQK * 64;
   ThreadPool pool(2);
-  for (uint8_t bits : {uint8_t{0x80}, uint8_t{0x7F}}) {
-    std::vector<uint8_t> plain(rows * type_row_bytes(type, cols), bits);
-    const uint16_t one = f32_to_f16(1.0f);
-    for (size_t off = 0; off < plain.size(); off += type_block_bytes(type)) std::memcpy(&plain[off], &one, 2);
-    auto m = interleaved(type, plain, rows, cols);
-    for (float sign : {1.0f, -1.0f}) {
+  for (uint8_t bits : {uint8_t{0x80}, uint8_t{0x7F}})
+    for (float sign : {1.0f, -1.0f})
       for (int64_t n_tok : {3, 20}) {
-        std::vector<float> x(n_tok * cols, sign);
-        std::vector<float> want(n_tok * rows), got(n_tok * rows);
-        matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, pool);
-        for (Isa isa : available_isas()) {
-          matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, pool);
-          ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
-              << isa_name(isa) << " weights " << int(bits) << " sign " << sign << " tokens " << n_tok;
-        }
+        const float y0 = expect_uniform_blocks_equal_reference(GgmlType::Q8_0, 64, cols, bits, sign, n_tok, pool);
         // and the value: 64 blocks of 32 · w · ±127 · d_a, d_a = 1/127 as fp16 (ggml's rounding)
-        EXPECT_NEAR(want[0], sign * (bits == 0x80 ? -128.0f : 127.0f) * cols, 1e-3 * 128 * cols) << int(bits);
+        EXPECT_NEAR(y0, sign * (bits == 0x80 ? -128.0f : 127.0f) * cols, 1e-3 * 128 * cols) << int(bits);
       }
-    }
-  }
 }
 
 // A token tile holds the documented bytes (interleave.h): pair k of block b, token j at
@@ -292,20 +306,9 @@ TEST(Interleave, TokenTileLiesAsDocumented) {
 // Batches longer than the driver's token chunk for the AVX2 Q8_0 token tiles (1 MiB of tiles:
 // 240 tokens at 2048 columns) go through the kernel in several chunks, each starting at a tile.
 TEST(InterleaveQ8_0, TokenChunksGiveTheReferenceBits) {
-  const GgmlType type = GgmlType::Q8_0;
-  const int64_t rows = 64, cols = 2048, n_tok = 261;
-  ThreadPool one(1), two(2);
-  auto plain = make_weights(type, rows, cols, 3);
-  auto m = interleaved(type, plain, rows, cols);
-  auto x = gaussian(static_cast<size_t>(n_tok * cols), 12);
-  std::vector<float> want(n_tok * rows), got(n_tok * rows);
-  matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, one);
-  for (Isa isa : available_isas())
-    for (ThreadPool* pool : {&one, &two}) {
-      std::fill(got.begin(), got.end(), -1.0f);
-      matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, *pool);
-      ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4)) << isa_name(isa) << " threads " << pool->size();
-    }
+  const int64_t rows = 64, cols = 2048;
+  auto m = interleaved(GgmlType::Q8_0, make_weights(GgmlType::Q8_0, rows, cols, 3), rows, cols);
+  expect_every_isa_equals_reference(m.view, 261, 12);
 }
 
 // On Gaussian data every ISA's interleaved kernel equals the interleaved reference bit for bit,
@@ -314,24 +317,14 @@ TEST(InterleaveQ8_0, TokenChunksGiveTheReferenceBits) {
 // four-group tile and its remainder, odd block counts, and 1 or 2 threads.
 TEST_P(InterleaveTest, EveryIsaBitIdenticalToReference) {
   const GgmlType type = GetParam();
-  ThreadPool one(1), two(2);
   for (int64_t nb : {1, 3, 18, 64}) {
     const int64_t cols = nb * kQK;
     for (int64_t rows : {16, 48, 80, 96, 112, 256}) {  // tiles of 1, 3, 4+1, 4+2, 4+3, 4·4 groups
       auto plain = make_weights(type, rows, cols, uint32_t(7 + nb + rows));
       auto m = interleaved(type, plain, rows, cols);
       for (int64_t n_tok : {1, 2, 3, 7, 8, 9, 16, 17, 40}) {
-        auto x = gaussian(static_cast<size_t>(n_tok * cols), 11);
-        std::vector<float> want(n_tok * rows), got(n_tok * rows);
-        matmul(scalar_kernel_table(), m.view, x.data(), want.data(), n_tok, one);
-        for (Isa isa : available_isas())
-          for (ThreadPool* pool : {&one, &two}) {
-            std::fill(got.begin(), got.end(), -1.0f);
-            matmul(*kernels_for(isa), m.view, x.data(), got.data(), n_tok, *pool);
-            ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4))
-                << isa_name(isa) << " blocks " << nb << " rows " << rows << " tokens " << n_tok << " threads "
-                << pool->size();
-          }
+        expect_every_isa_equals_reference(m.view, n_tok, 11);
+        if (::testing::Test::HasFailure()) return;
       }
     }
   }
