@@ -2,11 +2,11 @@
 // 4 weight rows × a tile of 16 tokens, int16 products (vpmaddwd).
 //
 // Why not the sign-trick tile of matmul_interleaved_avx2.cpp: without vpdpbusd an exact int8
-// product costs about the same on AVX2 whichever way it is computed — sign + vpmaddubsw +
-// vpmaddwd + vpaddd per 32 products, or vpmaddwd + vpaddd per 16 — and this core issues about
-// four such vector instructions per cycle in all (bench_probe --int8-ops). What differs is the
-// work around them: that tile broadcasts four activation bytes for every 32 products of 8 rows
-// and ends each block with a horizontal add per token. Here the weights stay in the file's
+// product costs about the same number of vector instructions on AVX2 whichever way it is
+// computed — sign + vpmaddubsw + vpmaddwd + vpaddd per 32 products, or vpmaddwd + vpaddd per 16 —
+// and the multiplies share the same two pipes (bench_probe --int8-ops). What differs is the work
+// around them: that tile broadcasts four activation bytes for every 32 products of 8 rows and
+// ends each block with a horizontal add per token. Here the weights stay in the file's
 // interleaved bytes; one vpmovsxbw widens a step of the quad (rows 0-3 × elements 4s..4s+3) and
 // two in-lane shuffles per pair spread it as [row 0 | row 2] and [row 1 | row 3], each used
 // against four token groups; the activations arrive already widened and arranged (the token
