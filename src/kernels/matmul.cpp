@@ -69,7 +69,8 @@ void write_block_sums(uint8_t* row, int64_t nb) {
 constexpr size_t kActChunkBytes = 192 * 1024;
 // Token tiles (ActKind::Q8AT) go in larger chunks: their tile kernel passes over each 16-row
 // group once per chunk, and that pass reads the group from memory. 1 MiB (240 tokens at 2048
-// columns) ran faster than 512 KiB and than whole batches (bench_kernels, TinyLlama shapes, Zen 4).
+// columns) was as fast as 512 KiB and 2 MiB and faster than whole 512-token batches in trial
+// runs (bench_kernels, TinyLlama shapes, on the Intel Xeon VM of docs/PERFORMANCE.md).
 constexpr size_t kTokenTileChunkBytes = 1024 * 1024;
 
 // Rows are handed out in chunks from a shared counter rather than split in equal halves: on a

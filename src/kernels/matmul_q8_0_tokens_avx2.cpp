@@ -31,8 +31,8 @@ constexpr int kQuadRows = 4;
 constexpr int kQuads = kInterleaveRows / kQuadRows;
 constexpr int kTokenGroups = kTokenTile / 4;
 constexpr int kSteps = kQK / 4;  // 64-byte steps per block
-// Blocks ahead that a group's first pass prefetches: 16 (about 35 KB) ran faster than 4 and 8
-// (bench_kernels, TinyLlama shapes, Zen 4 with BILLION_KERNELS=avx2).
+// Blocks ahead that a group's first pass prefetches: 16 (about 35 KB) ran faster than 4 and 8 in
+// trial runs (bench_kernels, TinyLlama shapes, BILLION_KERNELS=avx2 on the Intel Xeon VM).
 constexpr int64_t kFetchAhead = 16;
 
 // Float accumulators of one quad × one token tile, in the register order above:
