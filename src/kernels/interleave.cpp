@@ -91,7 +91,8 @@ int64_t interleaved_share_rows(GgmlType type) {
 }
 
 void q8a_token_tile(const uint8_t* q8a, size_t q8a_row_bytes, int64_t n_tokens, int64_t nb, int64_t tile, uint8_t* out) {
-  std::memset(out, 0, static_cast<size_t>(nb * kTokenTileBlockBytes));
+  // Every byte of a full tile is written below; only a partial one needs its padding zeroed.
+  if (kTokenTile * (tile + 1) > n_tokens) std::memset(out, 0, static_cast<size_t>(nb * kTokenTileBlockBytes));
   for (int64_t j = 0; j < kTokenTile && kTokenTile * tile + j < n_tokens; ++j) {
     const auto* a = reinterpret_cast<const BlockQ8A*>(q8a + (kTokenTile * tile + j) * q8a_row_bytes);
     for (int64_t b = 0; b < nb; ++b) {

@@ -42,18 +42,19 @@ struct QuadAcc {
 };
 
 // q: the quad's quants (step s of block b at q + b·stride + 64·s), scales: its 4 fp16 scales of
-// block 0 (block b at + b·stride); tile: the token tile. fetch: null, or the group's quants and
-// scales, whose lines kFetchAhead blocks ahead are prefetched (the group's first pass reads the
-// matrix from memory; the other quads find it in cache).
+// block 0 (block b at + b·stride); tile: the token tile. fetch: for quad 0 on a group's first
+// pass, which reads the matrix from memory: prefetch the whole group's step lines and scales
+// kFetchAhead blocks ahead (q and scales are then the group's own; the other quads find the lines
+// in cache).
 __attribute__((noinline)) void quad_tile(const uint8_t* q, const uint8_t* scales, int64_t stride, const uint8_t* tile,
-                                         int64_t nb, QuadAcc* out, const uint8_t* fetch, const uint8_t* fetch_scales) {
+                                         int64_t nb, QuadAcc* out, bool fetch) {
   for (int e = 0; e < 2; ++e)
     for (int c = 0; c < kTokenGroups; ++c) _mm256_store_ps(out->v[e][c], _mm256_setzero_ps());
   for (int64_t b = 0; b < nb; ++b) {
     if (fetch && b + kFetchAhead < nb) {
-      const uint8_t* ahead = fetch + (b + kFetchAhead) * stride;
+      const uint8_t* ahead = q + (b + kFetchAhead) * stride;
       for (int s = 0; s < kSteps; ++s) _mm_prefetch(reinterpret_cast<const char*>(ahead + s * kInterleaveStepBytes), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(fetch_scales + (b + kFetchAhead) * stride), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(scales + (b + kFetchAhead) * stride), _MM_HINT_T0);
     }
     const uint8_t* qb = q + b * stride;
     const uint8_t* ab = tile + b * kTokenTileBlockBytes;
@@ -127,11 +128,8 @@ void mm_q8_0x16_tokens16(const uint8_t* w, size_t, int64_t nr, const void* act_v
     const uint8_t* quants = w + tiles.quants(tile, g % kTileGroups);
     // Token tile outermost: the tile stays in cache while the group's four quads pass over it.
     for (int64_t t0 = 0; t0 < nt; t0 += kTokenTile) {
-      for (int q = 0; q < kQuads; ++q) {
-        const bool first = t0 == 0 && q == 0;
-        quad_tile(quants + 16 * q, scales + 2 * kQuadRows * q, stride, act + t0 * arb, nb, &quads[q],
-                  first ? quants : nullptr, first ? scales : nullptr);
-      }
+      for (int q = 0; q < kQuads; ++q)
+        quad_tile(quants + 16 * q, scales + 2 * kQuadRows * q, stride, act + t0 * arb, nb, &quads[q], t0 == 0 && q == 0);
       store_group(quads, nt - t0 < kTokenTile ? nt - t0 : kTokenTile, y + t0 * ys + g * kInterleaveRows, ys);
     }
   }
